@@ -1,0 +1,46 @@
+"""A snapshot of a pool's state and counters."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class PoolStats:
+    """What a pool held and had done at one moment (``pool.stats()``).
+
+    Gauges:
+        pool_size: the most resources the pool keeps alive at once.
+        size: resources alive now: idle, leased, or being closed.
+        idle: resources waiting in the pool to be handed out.
+        leased: resources handed out and not yet released.
+        creating: factory calls under way (each holds one of the ``pool_size`` slots).
+        waiting: callers parked in ``acquire`` until a resource or slot frees.
+
+    Counters since the pool was made:
+        created: resources the factory returned.
+        closed: resources given to the releaser (successfully or not).
+        acquired: resources handed to callers.
+        timeouts: ``PoolTimeout`` errors raised.
+        create_errors: factory calls that raised.
+        close_errors: releaser calls that raised.
+    """
+
+    pool_size: int
+    size: int
+    idle: int
+    leased: int
+    creating: int
+    waiting: int
+    created: int
+    closed: int
+    acquired: int
+    timeouts: int
+    create_errors: int
+    close_errors: int
+
+    def __str__(self) -> str:
+        return (
+            f"pool_size={self.pool_size} size={self.size} idle={self.idle} "
+            f"leased={self.leased} creating={self.creating} waiting={self.waiting}"
+        )

@@ -1,0 +1,271 @@
+"""The only place where the async and the threaded pool differ.
+
+Each primitive comes as a pair: ``AsyncX`` for :class:`~respool.AsyncPool`
+(anyio, so asyncio and trio) and ``X`` for :class:`~respool.Pool` (threads).
+``unasync_build.py`` maps every ``AsyncX`` name to ``X``, so the generated
+pool code never names anyio or threading itself.
+
+Deadlines are absolute ``time.monotonic()`` values, or ``None`` for "no
+deadline", in both halves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import anyio
+import sniffio
+
+T = TypeVar("T")
+
+# The pool's bookkeeping lock, held only around code that never awaits or
+# blocks.  The async pool takes a real (uncontended, C-level) lock too: it
+# costs tens of nanoseconds, and a slip that held it across an ``await`` would
+# deadlock the async tests instead of hiding until the threaded twin hangs.
+AsyncStateLock = threading.Lock
+StateLock = threading.Lock
+
+
+# -- one-shot wake-up signal for a parked waiter ----------------------------
+
+
+class AsyncEvent:
+    """Set once; waited on by exactly one task."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, deadline: float | None) -> bool:
+        """Wait until set or until the deadline passes; return whether set.
+
+        Cancellation of the calling task propagates.
+        """
+        if deadline is None:
+            await self._event.wait()
+            return True
+        with anyio.move_on_after(deadline - time.monotonic()):
+            await self._event.wait()
+        return self._event.is_set()
+
+
+class Event:
+    """Set once; waited on by exactly one thread.
+
+    A pre-acquired lock is cheaper than ``threading.Event`` (which is a
+    Condition plus a Lock) and is all a single waiter needs.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+    def wait(self, deadline: float | None) -> bool:
+        """Block until set or until the deadline passes; return whether set."""
+        if deadline is None:
+            return self._lock.acquire()
+        remaining = deadline - time.monotonic()
+        if remaining > threading.TIMEOUT_MAX:
+            return self._lock.acquire()
+        return self._lock.acquire(timeout=max(0.0, remaining))
+
+
+# -- cleanup that cancellation must not interrupt -----------------------------
+
+
+def AsyncShield() -> contextlib.AbstractContextManager[Any]:
+    """Shield the block from cancellation of the enclosing scopes."""
+    return anyio.CancelScope(shield=True)
+
+
+def Shield() -> contextlib.AbstractContextManager[Any]:
+    """Threads cannot be cancelled: nothing to shield from."""
+    return contextlib.nullcontext()
+
+
+# -- a call bounded by a deadline ----------------------------------------------
+
+
+class AsyncBoundedCall(Generic[T]):
+    """Run ``fn()`` and give up on it at a deadline.
+
+    At the deadline ``fn`` is cancelled, ``timed_out`` is set and
+    ``TimeoutError`` raised.  Nothing outlives the call, so ``detached`` is
+    always false and ``adopt`` is never called: whatever ``run`` raises, the
+    caller still owns whatever it reserved for the call.
+    """
+
+    __slots__ = ("_fn", "detached", "timed_out")
+
+    def __init__(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        adopt: Callable[[T | None, BaseException | None], Awaitable[None]],
+    ) -> None:
+        self._fn = fn
+        self.timed_out = False
+        self.detached = False
+
+    async def run(self, deadline: float | None) -> T:
+        if deadline is None:
+            return await self._call()
+        with anyio.move_on_after(deadline - time.monotonic()):
+            return await self._call()
+        self.timed_out = True
+        raise TimeoutError("deadline passed before the call finished")
+
+    async def _call(self) -> T:
+        awaitable = self._fn()
+        if not inspect.isawaitable(awaitable):
+            raise TypeError(
+                f"{self._fn!r} returned {type(awaitable).__name__}, not an awaitable: "
+                "AsyncPool needs async callables (use respool.Pool for plain ones)"
+            )
+        return await awaitable
+
+
+class BoundedCall(Generic[T]):
+    """Run ``fn()`` and give up on it at a deadline.
+
+    A thread cannot be interrupted, so with a deadline ``fn`` runs in a daemon
+    thread of its own (in a copy of the caller's context) while the caller
+    waits.  If the deadline passes, or the wait is interrupted (say by
+    ``KeyboardInterrupt``), before ``fn`` returns, the call is *detached*:
+    ``detached`` is set, ``run`` raises, and when ``fn`` finally ends its
+    outcome goes to ``adopt(result, error)``, which then owns whatever the
+    caller reserved for the call.  Without a deadline ``fn`` runs inline.
+    """
+
+    __slots__ = ("_adopt", "_done", "_fn", "_mutex", "_outcome", "detached", "timed_out")
+
+    def __init__(
+        self,
+        fn: Callable[[], T],
+        adopt: Callable[[T | None, BaseException | None], None],
+    ) -> None:
+        self._fn = fn
+        self._adopt = adopt
+        self._outcome: tuple[T | None, BaseException | None] | None = None
+        self.timed_out = False
+        self.detached = False
+
+    def run(self, deadline: float | None) -> T:
+        if deadline is None:
+            return self._fn()
+        self._mutex = threading.Lock()
+        self._done = Event()
+        context = contextvars.copy_context()
+        threading.Thread(
+            target=self._target, args=(context,), name="respool-factory", daemon=True
+        ).start()
+        try:
+            self._done.wait(deadline)
+        finally:
+            with self._mutex:
+                outcome = self._outcome
+                self.detached = outcome is None
+        if outcome is None:
+            self.timed_out = True
+            raise TimeoutError("deadline passed before the call finished")
+        result, error = outcome
+        if error is not None:
+            raise error
+        return result  # type: ignore[return-value]  # no error: fn returned it
+
+    def _target(self, context: contextvars.Context) -> None:
+        try:
+            outcome: tuple[T | None, BaseException | None] = (context.run(self._fn), None)
+        except BaseException as exc:  # handed to the waiting caller or to adopt
+            outcome = (None, exc)
+        with self._mutex:
+            self._outcome = outcome
+            detached = self.detached
+        if detached:
+            self._adopt(*outcome)
+        else:
+            self._done.set()
+
+
+# -- which event loop a pool belongs to ----------------------------------------
+
+
+def _describe(library: str, token: object) -> str:
+    return f"{library} event loop {token!r}" if library == "asyncio" else f"{library} run {token!r}"
+
+
+def _current_loop() -> tuple[str, object, Callable[[], object]]:
+    """Name the running async library, its current loop, and a cheap getter for it."""
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise RuntimeError("an AsyncPool must be used from inside an asyncio or trio run") from None
+    if library == "asyncio":
+        return library, asyncio.get_running_loop(), asyncio.get_running_loop
+    if library == "trio":
+        import trio
+
+        get_token = trio.lowlevel.current_trio_token
+        return library, get_token(), get_token
+    raise RuntimeError(f"respool supports asyncio and trio through anyio, not {library}")
+
+
+class AsyncLoopGuard:
+    """Binds an async pool to the first event loop that uses it.
+
+    ``check()`` returns ``None`` when called from that loop and a message
+    naming both loops otherwise; the pool turns it into ``PoolError``.
+    """
+
+    __slots__ = ("_get_current", "_library", "_token")
+
+    def __init__(self) -> None:
+        self._library = ""
+        self._token: object = None
+        self._get_current: Callable[[], object] | None = None
+
+    def check(self) -> str | None:
+        # Called on every acquire, so the bound loop is recognised without
+        # asking sniffio; both getters raise RuntimeError outside their library.
+        get_current = self._get_current
+        if get_current is not None:
+            try:
+                if get_current() is self._token:
+                    return None
+            except RuntimeError:
+                pass
+        library, token, get_current = _current_loop()
+        if self._get_current is None:
+            self._library, self._token, self._get_current = library, token, get_current
+            return None
+        if library == self._library and token is self._token:
+            return None
+        return (
+            f"this pool is bound to the {_describe(self._library, self._token)}, where it was "
+            f"first used, but was now used from the {_describe(library, token)}. A pool and "
+            "its resources belong to one event loop: create one pool per loop"
+        )
+
+
+class LoopGuard:
+    """Threads share one pool freely: there is no loop to bind to."""
+
+    __slots__ = ()
+
+    def check(self) -> str | None:
+        return None

@@ -1,0 +1,237 @@
+"""Generate the threaded face of respool from its async source.
+
+    python unasync_build.py          # regenerate src/respool/_sync and tests/_sync
+    python unasync_build.py --check  # exit 1, naming each file, if any is stale,
+                                     # missing, or orphaned (no async source)
+
+Every ``.py`` file under ``src/respool/_async`` and ``tests/_async`` is
+rewritten by unasync with the explicit name map below, then docstring phrases
+that only make sense for one face are swapped, a "do not edit" header is
+added, and the result is checked for anything async that survived (an
+unmapped ``AsyncX``, ``await``, ``anyio``...).  All paths are absolute, and the
+output goes to a temporary folder first, so the source is never overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import unasync
+
+ROOT = Path(__file__).resolve().parent
+TREES = [  # (async source, generated twin), relative to ROOT
+    ("src/respool/_async", "src/respool/_sync"),
+    ("tests/_async", "tests/_sync"),
+]
+
+# Every async name that has a sync twin.  unasync would turn an unmapped
+# ``AsyncFoo`` into ``SyncFoo``; the checks below catch any that slip through.
+NAMES = {
+    # the pool
+    "AsyncPool": "Pool",
+    "AsyncLease": "Lease",
+    "aclose": "close",
+    # respool._synchronization
+    "AsyncStateLock": "StateLock",
+    "AsyncEvent": "Event",
+    "AsyncShield": "Shield",
+    "AsyncBoundedCall": "BoundedCall",
+    "AsyncLoopGuard": "LoopGuard",
+    # respool._types
+    "AsyncFactory": "Factory",
+    "AsyncReleaser": "Releaser",
+    # tests
+    "AsyncResources": "Resources",
+    "AsyncNursery": "Nursery",
+    "async_sleep": "sleep",
+    "async_wait_until": "wait_until",
+}
+
+# Docstring and comment phrases that are true of one face only.  Each must
+# occur in the async source (so none goes stale).
+PHRASES = [
+    (
+        "A pool of resources for asyncio and trio code (through anyio).",
+        "A thread-safe pool of resources for threaded code.",
+    ),
+    ("``async () -> T`` makes", "``() -> T`` makes"),
+    ("``async (T) -> object`` closes", "``(T) -> object`` closes"),
+    (
+        "    The pool can be built outside any event loop (say at module level); it\n"
+        "    binds to the first loop that uses it, and use from another loop raises\n"
+        "    :class:`PoolError`.\n",
+        "    Any thread may use the pool; every method is thread-safe.\n",
+    ),
+    (
+        "        An idle resource is handed out without yielding to the event loop, so\n"
+        "        this is a checkpoint only when it waits or creates.\n",
+        "        An idle resource is handed out without blocking on anything but the\n"
+        "        pool's short internal lock.\n",
+    ),
+    (
+        "A factory call cut short is\n                cancelled and its slot freed.",
+        "A factory call cut short (it\n"
+        "                runs in a thread of its own when a timeout applies) goes on;\n"
+        "                what it returns joins the pool.",
+    ),
+    ("            PoolError: the pool belongs to another event loop.\n", ""),
+    (
+        "        On cancellation nothing is lost: a resource or slot handed to this\n"
+        "        caller at that moment goes to the next waiter, a factory call under\n"
+        "        way is cancelled and its slot freed.\n",
+        "        If the wait is interrupted (``KeyboardInterrupt``) nothing is lost: a\n"
+        "        resource or slot handed to this caller at that moment goes to the\n"
+        "        next waiter, and a factory call under way joins the pool when done.\n",
+    ),
+    (
+        "        Never waits for anything but the releaser; cancellation does not\n"
+        "        interrupt the releaser (closing is cleanup and runs shielded), so the\n"
+        "        resource is returned or closed either way.\n",
+        "        Never waits for anything but the releaser.\n",
+    ),
+    (
+        "        The resource is released when the block exits, also when the body\n"
+        "        raises or is cancelled (the release cannot be interrupted).\n",
+        "        The resource is released when the block exits, also when the body\n"
+        "        raises.\n",
+    ),
+    (
+        "        On cancellation the factory call under way is cancelled and its slot\n"
+        "        freed; resources made so far stay.\n",
+        "        Resources made so far stay when it fails or times out.\n",
+    ),
+    (
+        "        Releaser errors are logged on the ``respool`` logger and counted.\n"
+        "        Closing is cleanup and is not interrupted by cancellation.\n",
+        "        Releaser errors are logged on the ``respool`` logger and counted.\n",
+    ),
+    (
+        "closed when it is released (without error).  Closing is cleanup and\n"
+        "        is not interrupted by cancellation.\n",
+        "closed when it is released (without error).\n",
+    ),
+    (
+        """\"\"\"Run the releaser, shielded from cancellation; return its error.\"\"\"""",
+        """\"\"\"Run the releaser; return its error.\"\"\"""",
+    ),
+    (
+        "    Entering acquires (with the lease's timeout and the errors of\n"
+        "    :meth:`AsyncPool.acquire`); leaving releases, also when the body raised\n"
+        "    or was cancelled.  A lease is entered once.\n",
+        "    Entering acquires (with the lease's timeout and the errors of\n"
+        "    :meth:`Pool.acquire`); leaving releases, also when the body raised.\n"
+        "    A lease is entered once.\n",
+    ),
+    (
+        "What :meth:`AsyncPool.lease` returns: ``async with`` it to hold a resource.",
+        "What :meth:`Pool.lease` returns: ``with`` it to hold a resource.",
+    ),
+    ("``async with pool.lease() as resource:``", "``with pool.lease() as resource:``"),
+    ("``async with pool:`` returns the pool itself.", "``with pool:`` returns the pool itself."),
+    (
+        "The async face: the hand-written source of truth for ``respool._sync``.",
+        "The threaded face, generated from ``respool._async``.",
+    ),
+]
+
+# Lines dropped from generated tests: anyio's marker has no meaning for threads.
+DROP_LINES = [re.compile(r"^pytestmark = pytest\.mark\.anyio\n", re.M)]
+
+# Anything async that must not survive into generated code.
+LEFTOVERS = re.compile(
+    r"\bawait\b|\basync\b|\banyio\b|\btrio\b|\basyncio\b|\bAsync[A-Z]\w*|\bSync[A-Z]\w*"
+    r"|__a(?:enter|exit|iter|next)__|\bthreading\b|event loop|cancel"
+)
+LEFTOVERS_ALLOWED_IN_TESTS = re.compile(r"cancel")
+
+HEADER = "# generated from {source} by unasync_build.py: do not edit, edit the source\n"
+
+
+def generate(into: Path) -> list[str]:
+    """Write every generated file under ``into`` (mirroring ROOT); return their paths."""
+    rules = []
+    sources = []
+    for src, dst in TREES:
+        rule = unasync.Rule(f"{ROOT / src}/", f"{into / dst}/", additional_replacements=NAMES)
+        rules.append(rule)
+        sources += sorted(str(p) for p in (ROOT / src).rglob("*.py"))
+    unused = {a for a, _ in PHRASES}
+    written = []
+    unasync.unasync_files(sources, rules)
+    for src, dst in TREES:
+        for source in sorted((ROOT / src).rglob("*.py")):
+            rel = source.relative_to(ROOT / src)
+            target = into / dst / rel
+            text = target.read_text()
+            for before, after in PHRASES:
+                if before in text:
+                    unused.discard(before)
+                    text = text.replace(before, after)
+            for pattern in DROP_LINES:
+                text = pattern.sub("", text)
+            check_leftovers(f"{dst}/{rel}", text, tests=dst.startswith("tests"))
+            header = HEADER.format(source=f"{src}/{rel}")
+            target.write_text(header + text)
+            written.append(f"{dst}/{rel}")
+    if unused:
+        fail(["phrase not found in the async source (update PHRASES):\n  " + p for p in unused])
+    return written
+
+
+def check_leftovers(name: str, text: str, *, tests: bool) -> None:
+    problems = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for match in LEFTOVERS.finditer(line):
+            if tests and LEFTOVERS_ALLOWED_IN_TESTS.fullmatch(match.group()):
+                continue
+            problems.append(f"{name}:{lineno}: {match.group()!r} survived: {line.strip()}")
+    if problems:
+        fail([*problems, "map the name in NAMES or the phrase in PHRASES (unasync_build.py)"])
+
+
+def fail(lines: list[str]) -> None:
+    print("\n".join(lines), file=sys.stderr)
+    raise SystemExit(1)
+
+
+def existing(dst: str) -> set[str]:
+    return {f"{dst}/{p.relative_to(ROOT / dst)}" for p in (ROOT / dst).rglob("*.py")}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only report stale files")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        into = Path(tmp)
+        written = set(generate(into))
+        on_disk = set().union(*(existing(dst) for _, dst in TREES))
+        stale = sorted(
+            f for f in written if f not in on_disk or not filecmp.cmp(into / f, ROOT / f, False)
+        )
+        orphans = sorted(on_disk - written)
+        if args.check:
+            problems = [f"stale or missing: {f}" for f in stale]
+            problems += [f"orphaned (no async source): {f}" for f in orphans]
+            if problems:
+                fail([*problems, "run `python unasync_build.py` and commit the result"])
+            print(f"ok: {len(written)} generated files are current")
+            return 0
+        for f in stale:
+            (ROOT / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(into / f, ROOT / f)
+            print(f"wrote {f}")
+        for f in orphans:
+            (ROOT / f).unlink()
+            print(f"removed orphan {f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
