@@ -374,8 +374,8 @@ class Pool(Generic[T]):
                 return _SLOT
             if waiter.closed:
                 raise PoolClosed(self._closed_message())
+            error = self._timeout_error(timeout, "waiting for a resource")  # counts itself
             self._abandon(waiter)
-            error = self._timeout_error(timeout, "waiting for a resource")
         raise error
 
     def _create(self, deadline: float | None, timeout: float | None, lease: bool) -> Entry[T]:

@@ -1,0 +1,586 @@
+"""Behaviour both faces share; tests/_sync is generated from this file."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+
+import attrs
+import pytest
+
+from respool import AsyncPool, PoolClosed, PoolError, PoolTimeout
+
+from ..concurrency import AsyncNursery, async_sleep, async_wait_until
+from .resources import AsyncResources, Resource, hold
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
+
+pytestmark = pytest.mark.anyio
+
+
+# -- the basic cycle ------------------------------------------------------------
+
+
+async def test_acquire_returns_the_factorys_own_object_and_reuses_it() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=2)
+    first = await pool.acquire()
+    assert type(first) is Resource  # no proxy
+    await pool.release(first)
+    assert await pool.acquire() is first
+    await pool.release(first)
+    assert pool.stats().created == 1
+    res.assert_settled(pool)
+
+
+async def test_lifo_hands_out_the_most_recently_returned() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=3)
+    a, b, c = [await pool.acquire() for _ in range(3)]
+    for r in (a, b, c):
+        await pool.release(r)
+    assert [await pool.acquire() for _ in range(3)] == [c, b, a]
+
+
+async def test_fifo_hands_out_the_longest_idle() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=3, lifo=False)
+    a, b, c = [await pool.acquire() for _ in range(3)]
+    for r in (a, b, c):
+        await pool.release(r)
+    assert [await pool.acquire() for _ in range(3)] == [a, b, c]
+
+
+async def test_lease_releases_when_the_body_raises() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1)
+    with pytest.raises(KeyError):
+        async with pool.lease() as resource:
+            raise KeyError("boom")
+    assert await pool.acquire(timeout=0) is resource
+    await pool.release(resource)
+    res.assert_settled(pool)
+
+
+async def test_a_lease_is_entered_once() -> None:
+    pool = AsyncResources().pool()
+    lease = pool.lease()
+    async with lease:
+        pass
+    with pytest.raises(PoolError, match="already entered"):
+        async with lease:
+            pass
+
+
+async def test_pool_as_context_manager_disposes() -> None:
+    res = AsyncResources()
+    async with res.pool() as pool:
+        await pool.prefill(2)
+    assert pool.closed
+    assert len(res.closed) == 2
+    with pytest.raises(PoolClosed):
+        await pool.acquire()
+
+
+async def test_stats_are_a_frozen_snapshot() -> None:
+    pool = AsyncResources().pool(pool_size=4)
+    resource = await pool.acquire()
+    stats = pool.stats()
+    assert (stats.size, stats.leased, stats.idle, stats.pool_size) == (1, 1, 0, 4)
+    assert (stats.created, stats.acquired, stats.closed) == (1, 1, 0)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        stats.size = 3  # type: ignore[misc]
+    await pool.release(resource)
+    assert pool.stats().leased == 0
+    assert "leased=1" in str(stats)
+
+
+# -- bad input ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"pool_size": 0}, ValueError),
+        ({"pool_size": -3}, ValueError),
+        ({"pool_size": 2.5}, TypeError),
+        ({"pool_size": True}, TypeError),
+        ({"pool_recycle": -1}, ValueError),
+        ({"pool_recycle": float("nan")}, ValueError),
+        ({"acquire_timeout": -0.1}, ValueError),
+        ({"acquire_timeout": "3"}, TypeError),
+    ],
+)
+async def test_bad_arguments_fail_at_construction(kwargs: dict[str, object], error: type) -> None:
+    res = AsyncResources()
+    with pytest.raises(error):
+        AsyncPool(res.factory, res.releaser, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_non_callables_fail_at_construction() -> None:
+    res = AsyncResources()
+    with pytest.raises(TypeError, match="factory must be callable"):
+        AsyncPool(object(), res.releaser)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="releaser must be callable"):
+        AsyncPool(res.factory, 42)  # type: ignore[arg-type]
+
+
+async def test_bad_call_arguments_fail_before_anything_changes() -> None:
+    res = AsyncResources()
+    pool = res.pool()
+    with pytest.raises(ValueError, match="timeout"):
+        await pool.acquire(timeout=-1)
+    with pytest.raises(ValueError, match="count"):
+        await pool.prefill(-1)
+    res.assert_settled(pool)
+    assert pool.stats().created == 0
+
+
+async def test_releaser_may_be_none() -> None:
+    pool = AsyncPool(AsyncResources().factory, None, pool_size=1)
+    resource = await pool.acquire()
+    await pool.release(resource)
+    await pool.dispose()
+    assert pool.stats().closed == 1
+
+
+# -- misuse ------------------------------------------------------------------
+
+
+async def test_double_release_raises_and_changes_nothing() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=2)
+    resource = await pool.acquire()
+    await pool.release(resource)
+    before = pool.stats()
+    with pytest.raises(PoolError, match="released twice"):
+        await pool.release(resource)
+    assert pool.stats() == before
+    # the resource is pooled once: two acquires get two different objects
+    a, b = await pool.acquire(), await pool.acquire()
+    assert a is not b
+
+
+async def test_releasing_a_foreign_object_raises() -> None:
+    pool = AsyncResources().pool()
+    with pytest.raises(PoolError, match="does not lease"):
+        await pool.release(Resource(99))
+    other = AsyncResources().pool()
+    theirs = await other.acquire()
+    with pytest.raises(PoolError):
+        await pool.release(theirs)
+    await other.release(theirs)
+
+
+async def test_a_factory_returning_a_pooled_object_is_refused() -> None:
+    shared = Resource(0)
+
+    async def same() -> Resource:
+        return shared
+
+    pool = AsyncPool(same, None, pool_size=2)
+    assert await pool.acquire() is shared
+    with pytest.raises(PoolError, match="already holds"):
+        await pool.acquire()
+    stats = pool.stats()
+    assert (stats.size, stats.leased, stats.creating) == (1, 1, 0)
+
+
+# -- capacity and fairness ---------------------------------------------------
+
+
+async def test_never_more_than_pool_size_alive() -> None:
+    res = AsyncResources(delay=0.002)
+    pool = res.pool(pool_size=3)
+    async with AsyncNursery() as nursery:
+        for _ in range(12):
+            nursery.start_soon(hold, pool, 0.005)
+    assert res.peak == 3
+    res.assert_settled(pool)
+
+
+async def test_waiters_are_served_first_come_first_served() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1)
+    first = await pool.acquire()
+    order: list[int] = []
+
+    async def waiter(i: int) -> None:
+        async with pool.lease(timeout=10):
+            order.append(i)
+
+    async with AsyncNursery() as nursery:
+        for i in range(8):
+            nursery.start_soon(waiter, i)
+            await async_wait_until(lambda i=i: pool.stats().waiting == i + 1)
+        await pool.release(first)
+    assert order == list(range(8))
+    res.assert_settled(pool)
+
+
+async def test_a_released_resource_goes_to_the_waiter_not_to_a_newcomer() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1)
+    resource = await pool.acquire()
+    got: list[Resource] = []
+
+    async def waiter() -> None:
+        got.append(await pool.acquire(timeout=10))
+
+    async with AsyncNursery() as nursery:
+        nursery.start_soon(waiter)
+        await async_wait_until(lambda: pool.stats().waiting == 1)
+        await pool.release(resource)
+        with pytest.raises(PoolTimeout):
+            await pool.acquire(timeout=0)  # a newcomer cannot barge in
+    assert got == [resource]
+    await pool.release(resource)
+    res.assert_settled(pool)
+
+
+# -- timeouts ----------------------------------------------------------------
+
+
+async def test_timeout_explains_an_exhausted_pool() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=2)
+    held = [await pool.acquire(), await pool.acquire()]
+    started = time.monotonic()
+    with pytest.raises(PoolTimeout) as info:
+        await pool.acquire(timeout=0.05)
+    elapsed = time.monotonic() - started
+    assert 0.04 <= elapsed < 5
+    assert isinstance(info.value, TimeoutError)
+    message = str(info.value)
+    assert "0.05s" in message
+    assert "pool_size=2" in message and "leased=2" in message and "waiting=1" in message
+    assert "no factory errors" in message
+    assert info.value.stats.leased == 2
+    assert pool.stats().timeouts == 1
+    for r in held:
+        await pool.release(r)
+    res.assert_settled(pool)
+
+
+async def test_default_timeout_comes_from_the_pool() -> None:
+    pool = AsyncResources().pool(pool_size=1, acquire_timeout=0.02)
+    held = await pool.acquire()
+    with pytest.raises(PoolTimeout, match="0.02s"):
+        await pool.acquire()
+    with pytest.raises(PoolTimeout, match="0.01s"):
+        async with pool.lease(timeout=0.01):
+            pass
+    await pool.release(held)
+
+
+async def test_timeout_carries_the_last_factory_error() -> None:
+    res = AsyncResources(failures=1)
+    pool = res.pool(pool_size=1)
+    with pytest.raises(ConnectionError):
+        await pool.acquire()
+    held = await pool.acquire()
+    with pytest.raises(PoolTimeout, match="last factory error: ConnectionError") as info:
+        await pool.acquire(timeout=0.01)
+    assert isinstance(info.value.last_error, ConnectionError)
+    await pool.release(held)
+
+
+async def test_timeout_bounds_a_slow_factory_and_loses_nothing() -> None:
+    res = AsyncResources(delay=0.3)
+    pool = res.pool(pool_size=1)
+    started = time.monotonic()
+    with pytest.raises(PoolTimeout, match="while the factory was creating one"):
+        await pool.acquire(timeout=0.05)
+    assert time.monotonic() - started < 0.25
+    # the factory was cancelled (tasks) or finishes and joins the pool (threads)
+    await async_wait_until(lambda: pool.stats().creating == 0)
+    res.assert_settled(pool)
+    async with pool.lease(timeout=5):
+        pass
+    res.assert_settled(pool)
+
+
+async def test_waiters_that_time_out_leave_the_line() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1)
+    held = await pool.acquire()
+
+    async def impatient() -> None:
+        with pytest.raises(PoolTimeout):
+            await pool.acquire(timeout=0.01)
+
+    async with AsyncNursery() as nursery:
+        for _ in range(50):
+            nursery.start_soon(impatient)
+    assert pool.stats().waiting == 0
+    assert pool.stats().timeouts == 50
+    await pool.release(held)
+    assert pool.stats().idle == 1
+    res.assert_settled(pool)
+
+
+# -- factory errors ------------------------------------------------------------
+
+
+async def test_factory_errors_give_their_slot_back() -> None:
+    res = AsyncResources(failures=5)
+    pool = res.pool(pool_size=2)
+    for _ in range(5):
+        with pytest.raises(ConnectionError, match="backend down"):
+            await pool.acquire(timeout=1)
+    assert pool.stats().create_errors == 5
+    a, b = await pool.acquire(timeout=1), await pool.acquire(timeout=1)
+    await pool.release(a)
+    await pool.release(b)
+    res.assert_settled(pool)
+    assert pool.stats().size == 2
+
+
+async def test_a_failed_creation_hands_its_slot_to_the_next_waiter() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1, pool_recycle=0.05)
+    held = await pool.acquire()
+    results: list[object] = []
+
+    async def waiter() -> None:
+        try:
+            results.append(await pool.acquire(timeout=10))
+        except ConnectionError as exc:
+            results.append(exc)
+
+    async with AsyncNursery() as nursery:
+        nursery.start_soon(waiter)
+        await async_wait_until(lambda: pool.stats().waiting == 1)
+        await async_sleep(0.06)
+        res.failures = 1
+        await pool.release(held)  # expired: closed, its slot goes to the waiter
+    assert held.closed
+    assert len(results) == 1 and isinstance(results[0], ConnectionError)
+    async with pool.lease(timeout=1):
+        pass
+    res.assert_settled(pool)
+
+
+# -- prefill -------------------------------------------------------------------
+
+
+async def test_prefill_fills_to_count_and_leaves_the_rest_acquirable() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=10)
+    assert await pool.prefill(3) == 3
+    assert pool.stats().idle == 3
+    held = [await pool.acquire(timeout=1) for _ in range(10)]
+    assert len({id(r) for r in held}) == 10
+    for r in held:
+        await pool.release(r)
+    res.assert_settled(pool)
+
+
+async def test_prefill_zero_default_and_cap() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=4)
+    assert await pool.prefill(0) == 0
+    assert pool.stats().size == 0
+    assert await pool.prefill() == 4
+    assert await pool.prefill(100) == 0
+    assert pool.stats().idle == 4
+    fresh = res.pool(pool_size=4)
+    assert await fresh.prefill(100) == 4
+
+
+async def test_prefill_counts_what_is_already_idle() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=5)
+    held = await pool.acquire()
+    await pool.release(held)
+    assert await pool.prefill(3) == 2
+    assert pool.stats().idle == 3
+
+
+async def test_prefill_factory_error_keeps_what_was_made() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=5)
+    await pool.prefill(2)
+    res.failures = 1
+    with pytest.raises(ConnectionError):
+        await pool.prefill()
+    assert pool.stats().idle == 2
+    res.assert_settled(pool)
+
+
+# -- recycling -------------------------------------------------------------------
+
+
+async def test_expired_resources_are_closed_on_acquire() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=2, pool_recycle=0.05)
+    old = await pool.acquire()
+    await pool.release(old)
+    await async_sleep(0.06)
+    fresh = await pool.acquire()
+    assert fresh is not old and old.closed
+    await pool.release(fresh)
+    res.assert_settled(pool)
+
+
+async def test_expired_resources_are_closed_on_release() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=2, pool_recycle=0.05)
+    old = await pool.acquire()
+    await async_sleep(0.06)
+    await pool.release(old)
+    assert old.closed
+    assert pool.stats().size == 0
+    res.assert_settled(pool)
+
+
+@pytest.mark.parametrize("disabled", [None, 0])
+async def test_recycle_can_be_turned_off(disabled: float | None) -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1, pool_recycle=disabled)
+    first = await pool.acquire()
+    await pool.release(first)
+    await async_sleep(0.01)
+    assert await pool.acquire() is first
+    await pool.release(first)
+    assert await pool.recycle() == 0
+
+
+async def test_recycle_closes_only_expired_idle_resources() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=3, pool_recycle=0.5)
+    await pool.prefill(1)
+    await async_sleep(0.3)
+    old, young = await pool.acquire(), await pool.acquire()  # old from t=0, young made now
+    await pool.release(old)
+    await pool.release(young)
+    await async_sleep(0.25)  # old is past 0.5s, young is not
+    assert await pool.recycle() == 1
+    assert old.closed and not young.closed
+    assert pool.stats().idle == 1
+    res.assert_settled(pool)
+
+
+async def test_forced_recycle_retires_everything() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=3)
+    await pool.prefill(2)
+    leased = await pool.acquire()
+    assert await pool.recycle(force=True) == 1
+    assert pool.stats().idle == 0
+    await pool.release(leased)  # retired: closed now
+    assert leased.closed
+    assert len(res.closed) == 2
+    fresh = await pool.acquire()
+    assert not fresh.closed and fresh is not leased
+    await pool.release(fresh)
+    res.assert_settled(pool)
+
+
+async def test_releaser_errors_outside_dispose_are_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    res = AsyncResources(close_fails=True)
+    pool = res.pool(pool_size=1, pool_recycle=0.02)
+    old = await pool.acquire()
+    await async_sleep(0.03)
+    with caplog.at_level(logging.ERROR, logger="respool"):
+        await pool.release(old)  # does not raise
+    assert "releaser failed to close Resource(0)" in caplog.text
+    assert pool.stats().close_errors == 1
+    fresh = await pool.acquire(timeout=1)  # the slot was not lost
+    assert fresh is not old
+    await pool.release(fresh)
+    res.assert_settled(pool)
+
+
+# -- dispose ---------------------------------------------------------------------
+
+
+async def test_dispose_closes_idle_and_refuses_later_acquires() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=3)
+    await pool.prefill(3)
+    leased = await pool.acquire()
+    await pool.dispose()
+    assert len(res.closed) == 2 and not leased.closed
+    with pytest.raises(PoolClosed, match="disposed"):
+        await pool.acquire()
+    with pytest.raises(PoolClosed):
+        await pool.prefill()
+    await pool.release(leased)  # closed, without error
+    assert leased.closed
+    await pool.dispose()  # idempotent
+    res.assert_settled(pool)
+    assert pool.stats().size == 0
+
+
+async def test_dispose_wakes_every_waiter_with_pool_closed() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1)
+    held = await pool.acquire()
+    outcomes: list[BaseException] = []
+
+    async def waiter() -> None:
+        try:
+            await pool.acquire(timeout=30)
+        except PoolClosed as exc:
+            outcomes.append(exc)
+
+    started = time.monotonic()
+    async with AsyncNursery() as nursery:
+        for _ in range(5):
+            nursery.start_soon(waiter)
+        await async_wait_until(lambda: pool.stats().waiting == 5)
+        await pool.dispose()
+    assert len(outcomes) == 5
+    assert time.monotonic() - started < 10
+    await pool.release(held)
+    res.assert_settled(pool)
+
+
+async def test_dispose_tries_every_releaser_and_raises_them_together() -> None:
+    res = AsyncResources(close_fails=True)
+    pool = res.pool(pool_size=3)
+    await pool.prefill(3)
+    with pytest.raises(ExceptionGroup) as info:
+        await pool.dispose()
+    assert len(info.value.exceptions) == 3
+    assert len(res.closed) == 3
+    assert pool.stats().close_errors == 3
+    res.assert_settled(pool)
+
+
+# -- a storm of everything -----------------------------------------------------------
+
+
+async def test_storm_of_timeouts_failures_and_expiry_loses_nothing() -> None:
+    rng = random.Random(1234)
+    res = AsyncResources(delay=0.001)
+    pool = res.pool(pool_size=4, pool_recycle=0.02)
+
+    async def worker(seed: int) -> None:
+        local = random.Random(seed)
+        for _ in range(15):
+            if local.random() < 0.1:
+                res.failures = 1
+            try:
+                await hold(pool, local.choice([0, 0.001, 0.003]), timeout=local.choice([0, 0.002, 1]))
+            except (PoolTimeout, ConnectionError):
+                pass
+
+    async with AsyncNursery() as nursery:
+        for _ in range(16):
+            nursery.start_soon(worker, rng.randrange(1 << 30))
+    await async_wait_until(lambda: pool.stats().creating == 0)
+    res.assert_settled(pool)
+    stats = pool.stats()
+    assert stats.acquired > 0
+    async with pool.lease(timeout=5):
+        pass
+    await pool.dispose()
+    res.assert_settled(pool)
+    assert pool.stats().size == 0

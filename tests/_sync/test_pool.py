@@ -1,0 +1,586 @@
+# generated from tests/_async/test_pool.py by unasync_build.py: do not edit, edit the source
+"""Behaviour both faces share; tests/_sync is generated from this file."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+
+import attrs
+import pytest
+
+from respool import Pool, PoolClosed, PoolError, PoolTimeout
+
+from ..concurrency import Nursery, sleep, wait_until
+from .resources import Resources, Resource, hold
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
+
+
+
+# -- the basic cycle ------------------------------------------------------------
+
+
+def test_acquire_returns_the_factorys_own_object_and_reuses_it() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=2)
+    first = pool.acquire()
+    assert type(first) is Resource  # no proxy
+    pool.release(first)
+    assert pool.acquire() is first
+    pool.release(first)
+    assert pool.stats().created == 1
+    res.assert_settled(pool)
+
+
+def test_lifo_hands_out_the_most_recently_returned() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=3)
+    a, b, c = [pool.acquire() for _ in range(3)]
+    for r in (a, b, c):
+        pool.release(r)
+    assert [pool.acquire() for _ in range(3)] == [c, b, a]
+
+
+def test_fifo_hands_out_the_longest_idle() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=3, lifo=False)
+    a, b, c = [pool.acquire() for _ in range(3)]
+    for r in (a, b, c):
+        pool.release(r)
+    assert [pool.acquire() for _ in range(3)] == [a, b, c]
+
+
+def test_lease_releases_when_the_body_raises() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    with pytest.raises(KeyError):
+        with pool.lease() as resource:
+            raise KeyError("boom")
+    assert pool.acquire(timeout=0) is resource
+    pool.release(resource)
+    res.assert_settled(pool)
+
+
+def test_a_lease_is_entered_once() -> None:
+    pool = Resources().pool()
+    lease = pool.lease()
+    with lease:
+        pass
+    with pytest.raises(PoolError, match="already entered"):
+        with lease:
+            pass
+
+
+def test_pool_as_context_manager_disposes() -> None:
+    res = Resources()
+    with res.pool() as pool:
+        pool.prefill(2)
+    assert pool.closed
+    assert len(res.closed) == 2
+    with pytest.raises(PoolClosed):
+        pool.acquire()
+
+
+def test_stats_are_a_frozen_snapshot() -> None:
+    pool = Resources().pool(pool_size=4)
+    resource = pool.acquire()
+    stats = pool.stats()
+    assert (stats.size, stats.leased, stats.idle, stats.pool_size) == (1, 1, 0, 4)
+    assert (stats.created, stats.acquired, stats.closed) == (1, 1, 0)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        stats.size = 3  # type: ignore[misc]
+    pool.release(resource)
+    assert pool.stats().leased == 0
+    assert "leased=1" in str(stats)
+
+
+# -- bad input ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"pool_size": 0}, ValueError),
+        ({"pool_size": -3}, ValueError),
+        ({"pool_size": 2.5}, TypeError),
+        ({"pool_size": True}, TypeError),
+        ({"pool_recycle": -1}, ValueError),
+        ({"pool_recycle": float("nan")}, ValueError),
+        ({"acquire_timeout": -0.1}, ValueError),
+        ({"acquire_timeout": "3"}, TypeError),
+    ],
+)
+def test_bad_arguments_fail_at_construction(kwargs: dict[str, object], error: type) -> None:
+    res = Resources()
+    with pytest.raises(error):
+        Pool(res.factory, res.releaser, **kwargs)  # type: ignore[arg-type]
+
+
+def test_non_callables_fail_at_construction() -> None:
+    res = Resources()
+    with pytest.raises(TypeError, match="factory must be callable"):
+        Pool(object(), res.releaser)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="releaser must be callable"):
+        Pool(res.factory, 42)  # type: ignore[arg-type]
+
+
+def test_bad_call_arguments_fail_before_anything_changes() -> None:
+    res = Resources()
+    pool = res.pool()
+    with pytest.raises(ValueError, match="timeout"):
+        pool.acquire(timeout=-1)
+    with pytest.raises(ValueError, match="count"):
+        pool.prefill(-1)
+    res.assert_settled(pool)
+    assert pool.stats().created == 0
+
+
+def test_releaser_may_be_none() -> None:
+    pool = Pool(Resources().factory, None, pool_size=1)
+    resource = pool.acquire()
+    pool.release(resource)
+    pool.dispose()
+    assert pool.stats().closed == 1
+
+
+# -- misuse ------------------------------------------------------------------
+
+
+def test_double_release_raises_and_changes_nothing() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=2)
+    resource = pool.acquire()
+    pool.release(resource)
+    before = pool.stats()
+    with pytest.raises(PoolError, match="released twice"):
+        pool.release(resource)
+    assert pool.stats() == before
+    # the resource is pooled once: two acquires get two different objects
+    a, b = pool.acquire(), pool.acquire()
+    assert a is not b
+
+
+def test_releasing_a_foreign_object_raises() -> None:
+    pool = Resources().pool()
+    with pytest.raises(PoolError, match="does not lease"):
+        pool.release(Resource(99))
+    other = Resources().pool()
+    theirs = other.acquire()
+    with pytest.raises(PoolError):
+        pool.release(theirs)
+    other.release(theirs)
+
+
+def test_a_factory_returning_a_pooled_object_is_refused() -> None:
+    shared = Resource(0)
+
+    def same() -> Resource:
+        return shared
+
+    pool = Pool(same, None, pool_size=2)
+    assert pool.acquire() is shared
+    with pytest.raises(PoolError, match="already holds"):
+        pool.acquire()
+    stats = pool.stats()
+    assert (stats.size, stats.leased, stats.creating) == (1, 1, 0)
+
+
+# -- capacity and fairness ---------------------------------------------------
+
+
+def test_never_more_than_pool_size_alive() -> None:
+    res = Resources(delay=0.002)
+    pool = res.pool(pool_size=3)
+    with Nursery() as nursery:
+        for _ in range(12):
+            nursery.start_soon(hold, pool, 0.005)
+    assert res.peak == 3
+    res.assert_settled(pool)
+
+
+def test_waiters_are_served_first_come_first_served() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    first = pool.acquire()
+    order: list[int] = []
+
+    def waiter(i: int) -> None:
+        with pool.lease(timeout=10):
+            order.append(i)
+
+    with Nursery() as nursery:
+        for i in range(8):
+            nursery.start_soon(waiter, i)
+            wait_until(lambda i=i: pool.stats().waiting == i + 1)
+        pool.release(first)
+    assert order == list(range(8))
+    res.assert_settled(pool)
+
+
+def test_a_released_resource_goes_to_the_waiter_not_to_a_newcomer() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    resource = pool.acquire()
+    got: list[Resource] = []
+
+    def waiter() -> None:
+        got.append(pool.acquire(timeout=10))
+
+    with Nursery() as nursery:
+        nursery.start_soon(waiter)
+        wait_until(lambda: pool.stats().waiting == 1)
+        pool.release(resource)
+        with pytest.raises(PoolTimeout):
+            pool.acquire(timeout=0)  # a newcomer cannot barge in
+    assert got == [resource]
+    pool.release(resource)
+    res.assert_settled(pool)
+
+
+# -- timeouts ----------------------------------------------------------------
+
+
+def test_timeout_explains_an_exhausted_pool() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=2)
+    held = [pool.acquire(), pool.acquire()]
+    started = time.monotonic()
+    with pytest.raises(PoolTimeout) as info:
+        pool.acquire(timeout=0.05)
+    elapsed = time.monotonic() - started
+    assert 0.04 <= elapsed < 5
+    assert isinstance(info.value, TimeoutError)
+    message = str(info.value)
+    assert "0.05s" in message
+    assert "pool_size=2" in message and "leased=2" in message and "waiting=1" in message
+    assert "no factory errors" in message
+    assert info.value.stats.leased == 2
+    assert pool.stats().timeouts == 1
+    for r in held:
+        pool.release(r)
+    res.assert_settled(pool)
+
+
+def test_default_timeout_comes_from_the_pool() -> None:
+    pool = Resources().pool(pool_size=1, acquire_timeout=0.02)
+    held = pool.acquire()
+    with pytest.raises(PoolTimeout, match="0.02s"):
+        pool.acquire()
+    with pytest.raises(PoolTimeout, match="0.01s"):
+        with pool.lease(timeout=0.01):
+            pass
+    pool.release(held)
+
+
+def test_timeout_carries_the_last_factory_error() -> None:
+    res = Resources(failures=1)
+    pool = res.pool(pool_size=1)
+    with pytest.raises(ConnectionError):
+        pool.acquire()
+    held = pool.acquire()
+    with pytest.raises(PoolTimeout, match="last factory error: ConnectionError") as info:
+        pool.acquire(timeout=0.01)
+    assert isinstance(info.value.last_error, ConnectionError)
+    pool.release(held)
+
+
+def test_timeout_bounds_a_slow_factory_and_loses_nothing() -> None:
+    res = Resources(delay=0.3)
+    pool = res.pool(pool_size=1)
+    started = time.monotonic()
+    with pytest.raises(PoolTimeout, match="while the factory was creating one"):
+        pool.acquire(timeout=0.05)
+    assert time.monotonic() - started < 0.25
+    # the factory was cancelled (tasks) or finishes and joins the pool (threads)
+    wait_until(lambda: pool.stats().creating == 0)
+    res.assert_settled(pool)
+    with pool.lease(timeout=5):
+        pass
+    res.assert_settled(pool)
+
+
+def test_waiters_that_time_out_leave_the_line() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    held = pool.acquire()
+
+    def impatient() -> None:
+        with pytest.raises(PoolTimeout):
+            pool.acquire(timeout=0.01)
+
+    with Nursery() as nursery:
+        for _ in range(50):
+            nursery.start_soon(impatient)
+    assert pool.stats().waiting == 0
+    assert pool.stats().timeouts == 50
+    pool.release(held)
+    assert pool.stats().idle == 1
+    res.assert_settled(pool)
+
+
+# -- factory errors ------------------------------------------------------------
+
+
+def test_factory_errors_give_their_slot_back() -> None:
+    res = Resources(failures=5)
+    pool = res.pool(pool_size=2)
+    for _ in range(5):
+        with pytest.raises(ConnectionError, match="backend down"):
+            pool.acquire(timeout=1)
+    assert pool.stats().create_errors == 5
+    a, b = pool.acquire(timeout=1), pool.acquire(timeout=1)
+    pool.release(a)
+    pool.release(b)
+    res.assert_settled(pool)
+    assert pool.stats().size == 2
+
+
+def test_a_failed_creation_hands_its_slot_to_the_next_waiter() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1, pool_recycle=0.05)
+    held = pool.acquire()
+    results: list[object] = []
+
+    def waiter() -> None:
+        try:
+            results.append(pool.acquire(timeout=10))
+        except ConnectionError as exc:
+            results.append(exc)
+
+    with Nursery() as nursery:
+        nursery.start_soon(waiter)
+        wait_until(lambda: pool.stats().waiting == 1)
+        sleep(0.06)
+        res.failures = 1
+        pool.release(held)  # expired: closed, its slot goes to the waiter
+    assert held.closed
+    assert len(results) == 1 and isinstance(results[0], ConnectionError)
+    with pool.lease(timeout=1):
+        pass
+    res.assert_settled(pool)
+
+
+# -- prefill -------------------------------------------------------------------
+
+
+def test_prefill_fills_to_count_and_leaves_the_rest_acquirable() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=10)
+    assert pool.prefill(3) == 3
+    assert pool.stats().idle == 3
+    held = [pool.acquire(timeout=1) for _ in range(10)]
+    assert len({id(r) for r in held}) == 10
+    for r in held:
+        pool.release(r)
+    res.assert_settled(pool)
+
+
+def test_prefill_zero_default_and_cap() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=4)
+    assert pool.prefill(0) == 0
+    assert pool.stats().size == 0
+    assert pool.prefill() == 4
+    assert pool.prefill(100) == 0
+    assert pool.stats().idle == 4
+    fresh = res.pool(pool_size=4)
+    assert fresh.prefill(100) == 4
+
+
+def test_prefill_counts_what_is_already_idle() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=5)
+    held = pool.acquire()
+    pool.release(held)
+    assert pool.prefill(3) == 2
+    assert pool.stats().idle == 3
+
+
+def test_prefill_factory_error_keeps_what_was_made() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=5)
+    pool.prefill(2)
+    res.failures = 1
+    with pytest.raises(ConnectionError):
+        pool.prefill()
+    assert pool.stats().idle == 2
+    res.assert_settled(pool)
+
+
+# -- recycling -------------------------------------------------------------------
+
+
+def test_expired_resources_are_closed_on_acquire() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=2, pool_recycle=0.05)
+    old = pool.acquire()
+    pool.release(old)
+    sleep(0.06)
+    fresh = pool.acquire()
+    assert fresh is not old and old.closed
+    pool.release(fresh)
+    res.assert_settled(pool)
+
+
+def test_expired_resources_are_closed_on_release() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=2, pool_recycle=0.05)
+    old = pool.acquire()
+    sleep(0.06)
+    pool.release(old)
+    assert old.closed
+    assert pool.stats().size == 0
+    res.assert_settled(pool)
+
+
+@pytest.mark.parametrize("disabled", [None, 0])
+def test_recycle_can_be_turned_off(disabled: float | None) -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1, pool_recycle=disabled)
+    first = pool.acquire()
+    pool.release(first)
+    sleep(0.01)
+    assert pool.acquire() is first
+    pool.release(first)
+    assert pool.recycle() == 0
+
+
+def test_recycle_closes_only_expired_idle_resources() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=3, pool_recycle=0.5)
+    pool.prefill(1)
+    sleep(0.3)
+    old, young = pool.acquire(), pool.acquire()  # old from t=0, young made now
+    pool.release(old)
+    pool.release(young)
+    sleep(0.25)  # old is past 0.5s, young is not
+    assert pool.recycle() == 1
+    assert old.closed and not young.closed
+    assert pool.stats().idle == 1
+    res.assert_settled(pool)
+
+
+def test_forced_recycle_retires_everything() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=3)
+    pool.prefill(2)
+    leased = pool.acquire()
+    assert pool.recycle(force=True) == 1
+    assert pool.stats().idle == 0
+    pool.release(leased)  # retired: closed now
+    assert leased.closed
+    assert len(res.closed) == 2
+    fresh = pool.acquire()
+    assert not fresh.closed and fresh is not leased
+    pool.release(fresh)
+    res.assert_settled(pool)
+
+
+def test_releaser_errors_outside_dispose_are_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    res = Resources(close_fails=True)
+    pool = res.pool(pool_size=1, pool_recycle=0.02)
+    old = pool.acquire()
+    sleep(0.03)
+    with caplog.at_level(logging.ERROR, logger="respool"):
+        pool.release(old)  # does not raise
+    assert "releaser failed to close Resource(0)" in caplog.text
+    assert pool.stats().close_errors == 1
+    fresh = pool.acquire(timeout=1)  # the slot was not lost
+    assert fresh is not old
+    pool.release(fresh)
+    res.assert_settled(pool)
+
+
+# -- dispose ---------------------------------------------------------------------
+
+
+def test_dispose_closes_idle_and_refuses_later_acquires() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=3)
+    pool.prefill(3)
+    leased = pool.acquire()
+    pool.dispose()
+    assert len(res.closed) == 2 and not leased.closed
+    with pytest.raises(PoolClosed, match="disposed"):
+        pool.acquire()
+    with pytest.raises(PoolClosed):
+        pool.prefill()
+    pool.release(leased)  # closed, without error
+    assert leased.closed
+    pool.dispose()  # idempotent
+    res.assert_settled(pool)
+    assert pool.stats().size == 0
+
+
+def test_dispose_wakes_every_waiter_with_pool_closed() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    held = pool.acquire()
+    outcomes: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            pool.acquire(timeout=30)
+        except PoolClosed as exc:
+            outcomes.append(exc)
+
+    started = time.monotonic()
+    with Nursery() as nursery:
+        for _ in range(5):
+            nursery.start_soon(waiter)
+        wait_until(lambda: pool.stats().waiting == 5)
+        pool.dispose()
+    assert len(outcomes) == 5
+    assert time.monotonic() - started < 10
+    pool.release(held)
+    res.assert_settled(pool)
+
+
+def test_dispose_tries_every_releaser_and_raises_them_together() -> None:
+    res = Resources(close_fails=True)
+    pool = res.pool(pool_size=3)
+    pool.prefill(3)
+    with pytest.raises(ExceptionGroup) as info:
+        pool.dispose()
+    assert len(info.value.exceptions) == 3
+    assert len(res.closed) == 3
+    assert pool.stats().close_errors == 3
+    res.assert_settled(pool)
+
+
+# -- a storm of everything -----------------------------------------------------------
+
+
+def test_storm_of_timeouts_failures_and_expiry_loses_nothing() -> None:
+    rng = random.Random(1234)
+    res = Resources(delay=0.001)
+    pool = res.pool(pool_size=4, pool_recycle=0.02)
+
+    def worker(seed: int) -> None:
+        local = random.Random(seed)
+        for _ in range(15):
+            if local.random() < 0.1:
+                res.failures = 1
+            try:
+                hold(pool, local.choice([0, 0.001, 0.003]), timeout=local.choice([0, 0.002, 1]))
+            except (PoolTimeout, ConnectionError):
+                pass
+
+    with Nursery() as nursery:
+        for _ in range(16):
+            nursery.start_soon(worker, rng.randrange(1 << 30))
+    wait_until(lambda: pool.stats().creating == 0)
+    res.assert_settled(pool)
+    stats = pool.stats()
+    assert stats.acquired > 0
+    with pool.lease(timeout=5):
+        pass
+    pool.dispose()
+    res.assert_settled(pool)
+    assert pool.stats().size == 0
