@@ -106,7 +106,8 @@ class AsyncBoundedCall(Generic[T]):
     """Run ``fn()`` and give up on it at a deadline.
 
     At the deadline ``fn`` is cancelled, ``timed_out`` is set and
-    ``TimeoutError`` raised.  Nothing outlives the call, so ``detached`` is
+    ``TimeoutError`` raised; with the deadline already past, ``fn`` is not
+    called at all.  Nothing outlives the call, so ``detached`` is
     always false and ``adopt`` is never called: whatever ``run`` raises, the
     caller still owns whatever it reserved for the call.
     """
@@ -125,8 +126,10 @@ class AsyncBoundedCall(Generic[T]):
     async def run(self, deadline: float | None) -> T:
         if deadline is None:
             return await self._call()
-        with anyio.move_on_after(deadline - time.monotonic()):
-            return await self._call()
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            with anyio.move_on_after(remaining):
+                return await self._call()
         self.timed_out = True
         raise TimeoutError("deadline passed before the call finished")
 
@@ -149,7 +152,8 @@ class BoundedCall(Generic[T]):
     ``KeyboardInterrupt``), before ``fn`` returns, the call is *detached*:
     ``detached`` is set, ``run`` raises, and when ``fn`` finally ends its
     outcome goes to ``adopt(result, error)``, which then owns whatever the
-    caller reserved for the call.  Without a deadline ``fn`` runs inline.
+    caller reserved for the call.  Without a deadline ``fn`` runs inline; with
+    the deadline already past it is not called at all.
     """
 
     __slots__ = ("_adopt", "_done", "_fn", "_mutex", "_outcome", "detached", "timed_out")
@@ -168,6 +172,9 @@ class BoundedCall(Generic[T]):
     def run(self, deadline: float | None) -> T:
         if deadline is None:
             return self._fn()
+        if deadline <= time.monotonic():
+            self.timed_out = True
+            raise TimeoutError("deadline passed before the call started")
         self._mutex = threading.Lock()
         self._done = Event()
         context = contextvars.copy_context()

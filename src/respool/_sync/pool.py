@@ -22,6 +22,7 @@ which is never held across a wait or a call out to user code):
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import reprlib
@@ -157,7 +158,8 @@ class Pool(Generic[T]):
         Args:
             timeout: seconds for the whole call, creation included; ``None``
                 means the pool's ``acquire_timeout``; ``math.inf`` waits
-                forever.
+                forever; ``0`` takes an idle resource or fails at once
+                (there is no time to create one).
 
         Raises:
             PoolTimeout: the timeout passed.  A factory call cut short (it
@@ -381,7 +383,7 @@ class Pool(Generic[T]):
     def _create(self, deadline: float | None, timeout: float | None, lease: bool) -> Entry[T]:
         """Make a resource in a slot the caller reserved (counted in ``_creating``)."""
         generation = self._generation
-        call = BoundedCall(self._factory, self._adopt)
+        call = BoundedCall(self._factory, functools.partial(self._adopt, generation))
         try:
             resource = call.run(deadline)
         except BaseException as exc:
@@ -404,19 +406,24 @@ class Pool(Generic[T]):
         self._close_and_free(entry)
         raise PoolClosed(self._closed_message())
 
-    def _adopt(self, resource: T | None, error: BaseException | None) -> None:
+    def _adopt(
+        self, generation: int, resource: T | None, error: BaseException | None
+    ) -> None:
         """Take over a factory call its caller stopped waiting for (threads only)."""
         with self._lock:
             if error is not None:
                 self._creation_failed(error)
                 return
             try:
-                entry = self._register(resource, self._generation)  # type: ignore[arg-type]
+                entry = self._register(resource, generation)  # type: ignore[arg-type]
             except PoolError:
-                logger.exception("discarding what the factory returned after its caller left")
-                return
-            to_close = entry if self._closed else self._put(entry)
-        if to_close is not None:
+                refused = True
+            else:
+                refused = False
+                to_close = entry if self._closed else self._put(entry)
+        if refused:
+            logger.exception("discarding what the factory returned after its caller left")
+        elif to_close is not None:
             self._close_and_free(to_close)
 
     # -- bookkeeping, always under the lock ------------------------------------

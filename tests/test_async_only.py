@@ -1,0 +1,250 @@
+"""AsyncPool behaviour with no threaded counterpart: cancellation and event loops."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import anyio
+import pytest
+import trio
+import trio.testing
+
+from respool import AsyncPool, PoolError, PoolTimeout
+
+from ._async.resources import AsyncResources, Resource, hold
+from .concurrency import async_wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+# -- cancellation ------------------------------------------------------------------
+
+
+async def test_a_lease_body_cancelled_still_returns_the_resource() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1)
+    with anyio.move_on_after(0.01) as scope:
+        async with pool.lease() as resource:
+            await anyio.sleep(10)
+    assert scope.cancelled_caught
+    assert await pool.acquire(timeout=0) is resource
+    await pool.release(resource)
+    res.assert_settled(pool)
+
+
+async def test_cancelled_while_closing_on_release_still_closes_and_frees_the_slot() -> None:
+    closing = anyio.Event()
+    closed: list[Resource] = []
+
+    async def slow_releaser(resource: Resource) -> None:
+        closing.set()
+        await anyio.sleep(0.05)  # shielded: the cancellation waits for this
+        closed.append(resource)
+
+    res = AsyncResources()
+    pool = AsyncPool(res.factory, slow_releaser, pool_size=1)
+    resource = await pool.acquire()
+    await pool.recycle(force=True)  # retire it: release will close it
+    async with anyio.create_task_group() as tg:
+
+        async def releasing() -> None:
+            await pool.release(resource)
+
+        tg.start_soon(releasing)
+        await closing.wait()
+        tg.cancel_scope.cancel()
+    assert closed == [resource]
+    stats = pool.stats()
+    assert (stats.size, stats.closed, stats.leased) == (0, 1, 0)
+
+
+async def test_a_waiter_cancelled_as_it_is_served_passes_the_resource_on() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1)
+    resource = await pool.acquire()
+    got: list[Resource] = []
+
+    async with anyio.create_task_group() as tg:
+        first_scope = anyio.CancelScope()
+
+        async def first() -> None:
+            with first_scope:
+                got.append(await pool.acquire(timeout=10))
+
+        async def second() -> None:
+            got.append(await pool.acquire(timeout=10))
+            await pool.release(got[-1])
+
+        tg.start_soon(first)
+        await async_wait_until(lambda: pool.stats().waiting == 1)
+        tg.start_soon(second)
+        await async_wait_until(lambda: pool.stats().waiting == 2)
+        # `first` is cancelled, then handed the resource before it runs again
+        first_scope.cancel()
+        await pool.release(resource)
+    assert got == [resource]  # `second` got it
+    res.assert_settled(pool)
+    assert pool.stats().acquired == 2
+
+
+async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_the_slot_on() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1, pool_recycle=0.02)
+    resource = await pool.acquire()
+    got: list[Resource] = []
+
+    async with anyio.create_task_group() as tg:
+        first_scope = anyio.CancelScope()
+
+        async def first() -> None:
+            with first_scope:
+                got.append(await pool.acquire(timeout=10))
+
+        async def second() -> None:
+            got.append(await pool.acquire(timeout=10))
+            await pool.release(got[-1])
+
+        tg.start_soon(first)
+        await async_wait_until(lambda: pool.stats().waiting == 1)
+        tg.start_soon(second)
+        await async_wait_until(lambda: pool.stats().waiting == 2)
+        await anyio.sleep(0.03)
+        first_scope.cancel()
+        await pool.release(resource)  # expired: closed, its slot goes to `first`
+    assert len(got) == 1 and got[0] is not resource
+    res.assert_settled(pool)
+
+
+async def test_cancellation_during_the_factory_frees_the_slot() -> None:
+    res = AsyncResources(delay=10)
+    pool = res.pool(pool_size=1)
+    for _ in range(3):
+        with anyio.move_on_after(0.01):
+            await pool.acquire(timeout=30)
+    assert pool.stats().creating == 0
+    assert pool.stats().size == 0
+    res.delay = 0
+    async with pool.lease(timeout=1):
+        pass
+    res.assert_settled(pool)
+
+
+async def test_cancellation_storm_loses_nothing() -> None:
+    rng = random.Random(99)
+    res = AsyncResources(delay=0.001)
+    pool = res.pool(pool_size=3, pool_recycle=0.01)
+    cancelled = 0
+
+    async def worker(seed: int) -> None:
+        nonlocal cancelled
+        local = random.Random(seed)
+        for _ in range(25):
+            if local.random() < 0.05:
+                res.failures = 1
+            with anyio.move_on_after(local.choice([0, 0.0005, 0.002, 1])) as scope:
+                try:
+                    await hold(pool, local.choice([0, 0.001]), timeout=local.choice([0, 0.001, 1]))
+                except (PoolTimeout, ConnectionError):
+                    pass
+            cancelled += scope.cancelled_caught
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(worker, rng.randrange(1 << 30))
+    assert cancelled > 0
+    res.assert_settled(pool)
+    res.failures = 0  # a fault armed by the last worker must not fail the final check
+    async with pool.lease(timeout=5):
+        pass
+    await pool.dispose()
+    res.assert_settled(pool)
+    assert pool.stats().size == 0
+
+
+async def test_an_async_pool_needs_async_callables() -> None:
+    def not_async() -> Resource:
+        return Resource(0)
+
+    pool = AsyncPool(not_async, None, pool_size=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not an awaitable"):
+        await pool.acquire()
+    assert pool.stats().size == 0 and pool.stats().creating == 0
+
+
+async def test_acquiring_an_idle_resource_does_not_yield(anyio_backend: str) -> None:
+    pool = AsyncResources().pool(pool_size=1)
+    await pool.prefill()
+    if anyio_backend == "trio":
+        with trio.testing.assert_no_checkpoints():
+            resource = await pool.acquire()
+            await pool.release(resource)
+        return
+    ran = False
+
+    async def other() -> None:
+        nonlocal ran
+        ran = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        resource = await pool.acquire()
+        await pool.release(resource)
+        assert not ran  # nothing else got to run in between
+
+
+# -- event loops -------------------------------------------------------------------
+
+module_level_pool = AsyncResources().pool(pool_size=2)  # built with no loop running
+
+
+def test_a_pool_binds_to_the_first_loop_and_refuses_a_later_one() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=2)
+
+    async def use() -> None:
+        async with pool.lease(timeout=1):
+            pass
+
+    anyio.run(use, backend="asyncio")
+    with pytest.raises(PoolError, match="bound to the asyncio event loop"):
+        anyio.run(use, backend="asyncio")  # a new loop, even of the same library
+    assert pool.stats().leased == 0
+
+
+def test_use_from_a_second_loop_raises_pool_error_naming_both() -> None:
+    async def use() -> None:
+        async with module_level_pool.lease(timeout=1):
+            pass
+
+    anyio.run(use, backend="asyncio")
+    with pytest.raises(
+        PoolError, match=r"bound to the asyncio event loop .* now used from the trio run"
+    ):
+        anyio.run(use, backend="trio")
+    with pytest.raises(PoolError, match="one pool per loop"):
+        asyncio.run(use())
+    with pytest.raises(PoolError):
+        trio.run(module_level_pool.dispose)
+
+
+def test_a_trio_bound_pool_refuses_asyncio() -> None:
+    pool = AsyncResources().pool(pool_size=1)
+
+    async def use() -> None:
+        async with pool.lease(timeout=1):
+            pass
+
+    trio.run(use)
+    with pytest.raises(
+        PoolError, match=r"bound to the trio run .* now used from the asyncio event"
+    ):
+        asyncio.run(use())
+
+
+def test_using_an_async_pool_outside_any_loop_is_a_clear_error() -> None:
+    pool = AsyncResources().pool()
+    coro = pool.acquire()
+    with pytest.raises(RuntimeError, match="inside an asyncio or trio run"):
+        coro.send(None)
+    coro.close()

@@ -1,0 +1,245 @@
+"""Pool behaviour that only threads have: contention, blocking factories, wake-ups."""
+
+from __future__ import annotations
+
+import contextvars
+import random
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from respool import Pool, PoolClosed, PoolTimeout
+
+from ._sync.resources import Resource, Resources, hold
+from .concurrency import Nursery, wait_until
+
+
+@pytest.fixture
+def tiny_switch_interval() -> Iterator[None]:
+    """Switch threads as often as CPython allows, to shake out races."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+class Counted:
+    """A thread-safe record of how many resources are out at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.out: set[int] = set()
+        self.peak = 0
+
+    def take(self, resource: Resource) -> None:
+        with self.lock:
+            assert id(resource) not in self.out, f"{resource} held by two threads"
+            self.out.add(id(resource))
+            self.peak = max(self.peak, len(self.out))
+
+    def give(self, resource: Resource) -> None:
+        with self.lock:
+            self.out.remove(id(resource))
+
+
+@pytest.mark.parametrize("lifo", [True, False])
+def test_many_threads_contending_never_share_or_exceed(
+    tiny_switch_interval: None, lifo: bool
+) -> None:
+    res = Resources()
+    pool = res.pool(pool_size=4, lifo=lifo)
+    counted = Counted()
+
+    def worker() -> None:
+        for _ in range(300):
+            resource = pool.acquire(timeout=30)
+            counted.take(resource)
+            counted.give(resource)
+            pool.release(resource)
+
+    with Nursery() as nursery:
+        for _ in range(16):
+            nursery.start_soon(worker)
+    assert counted.peak <= 4
+    res.assert_settled(pool)
+    assert pool.stats().acquired == 16 * 300
+
+
+def test_randomised_mix_keeps_every_invariant(tiny_switch_interval: None) -> None:
+    res = Resources()
+    pool = res.pool(pool_size=3, pool_recycle=0.005)
+    counted = Counted()
+    stop = time.monotonic() + 1.5
+    lock = threading.Lock()
+
+    def checker() -> None:
+        while time.monotonic() < stop:
+            stats = pool.stats()
+            assert stats.size + stats.creating <= stats.pool_size, stats
+            assert stats.leased <= stats.size, stats
+            time.sleep(0.0005)
+
+    def worker(seed: int) -> None:
+        local = random.Random(seed)
+        while time.monotonic() < stop:
+            action = local.random()
+            try:
+                if action < 0.5:
+                    resource = pool.acquire(timeout=local.choice([0, 0.001, 1]))
+                    counted.take(resource)
+                    time.sleep(local.choice([0, 0.0002]))
+                    counted.give(resource)
+                    pool.release(resource)
+                elif action < 0.8:
+                    with pool.lease(timeout=local.choice([0, 0.001, 1])) as resource:
+                        counted.take(resource)
+                        counted.give(resource)
+                elif action < 0.85:
+                    with lock:
+                        res.failures = 1
+                elif action < 0.9:
+                    pool.recycle(force=local.random() < 0.5)
+                elif action < 0.95:
+                    pool.prefill(local.randrange(4), timeout=1)
+                else:
+                    pool.stats()
+            except (PoolTimeout, ConnectionError):
+                pass
+
+    with Nursery() as nursery:
+        nursery.start_soon(checker)
+        for seed in range(8):
+            nursery.start_soon(worker, seed)
+    wait_until(lambda: pool.stats().creating == 0)
+    res.assert_settled(pool)
+    assert counted.peak <= 3
+    pool.dispose()
+    res.assert_settled(pool)
+    assert pool.stats().size == 0
+
+
+def test_dispose_from_another_thread_wakes_blocked_threads() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    held = pool.acquire()
+    woken: list[float] = []
+
+    def blocked() -> None:
+        with pytest.raises(PoolClosed):
+            pool.acquire(timeout=60)
+        woken.append(time.monotonic())
+
+    with Nursery() as nursery:
+        for _ in range(6):
+            nursery.start_soon(blocked)
+        wait_until(lambda: pool.stats().waiting == 6)
+        disposed_at = time.monotonic()
+        threading.Thread(target=pool.dispose).start()
+    assert len(woken) == 6
+    assert max(woken) - disposed_at < 5
+    pool.release(held)
+    res.assert_settled(pool)
+
+
+def test_a_blocking_factory_cannot_overrun_the_timeout() -> None:
+    gate = threading.Event()
+    made: list[Resource] = []
+
+    def factory() -> Resource:
+        gate.wait(30)
+        made.append(Resource(len(made)))
+        return made[-1]
+
+    pool = Pool(factory, None, pool_size=1)
+    started = time.monotonic()
+    with pytest.raises(PoolTimeout, match="while the factory was creating one"):
+        pool.acquire(timeout=0.1)
+    assert time.monotonic() - started < 5
+    assert pool.stats().creating == 1  # the slot stays taken while the call runs
+    gate.set()
+    wait_until(lambda: pool.stats().idle == 1)  # what it made joins the pool
+    assert pool.acquire(timeout=0) is made[0]
+
+
+def test_a_late_resource_goes_to_the_oldest_waiter() -> None:
+    gate = threading.Event()
+
+    def factory() -> Resource:
+        gate.wait(30)
+        return Resource(1)
+
+    pool = Pool(factory, None, pool_size=1)
+    with pytest.raises(PoolTimeout):
+        pool.acquire(timeout=0.01)
+    got: list[Resource] = []
+    with Nursery() as nursery:
+        nursery.start_soon(lambda: got.append(pool.acquire(timeout=30)))
+        wait_until(lambda: pool.stats().waiting == 1)
+        gate.set()
+    assert [r.number for r in got] == [1]
+    assert pool.stats().leased == 1
+
+
+def test_a_late_resource_after_dispose_is_closed() -> None:
+    gate = threading.Event()
+    closed: list[Resource] = []
+    pool = Pool(lambda: gate.wait(30) and Resource(1), closed.append, pool_size=1)
+    with pytest.raises(PoolTimeout):
+        pool.acquire(timeout=0.01)
+    pool.dispose()
+    gate.set()
+    wait_until(lambda: pool.stats().creating == 0)
+    assert [r.number for r in closed] == [1]
+    assert pool.stats().size == 0
+
+
+def test_a_late_factory_error_frees_the_slot_and_is_reported() -> None:
+    gate = threading.Event()
+
+    def factory() -> Resource:
+        gate.wait(30)
+        raise ConnectionError("refused")
+
+    pool = Pool(factory, None, pool_size=1)
+    with pytest.raises(PoolTimeout):
+        pool.acquire(timeout=0.01)
+    gate.set()
+    wait_until(lambda: pool.stats().creating == 0)
+    assert pool.stats().size == 0
+    assert pool.stats().create_errors == 1
+    with pytest.raises(ConnectionError):  # the slot is free again: a new call, a new error
+        pool.acquire(timeout=1)
+    assert pool.stats().create_errors == 2
+    assert pool.stats().size == 0
+
+
+def test_the_factory_thread_sees_the_callers_context() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[tuple[str, bool]] = []
+
+    def factory() -> Resource:
+        seen.append((var.get(), threading.current_thread() is threading.main_thread()))
+        return Resource(0)
+
+    var.set("caller")
+    pool = Pool(factory, None, pool_size=2)
+    pool.release(pool.acquire(timeout=5))
+    assert seen == [("caller", False)]  # a timeout applies: a helper thread ran it
+    unbounded = Pool(factory, None, pool_size=2, acquire_timeout=None)
+    unbounded.release(unbounded.acquire())
+    assert seen[-1] == ("caller", True)  # no timeout: it ran inline
+
+
+def test_holding_across_threads_in_fifo_order() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=2)
+    with Nursery() as nursery:
+        for _ in range(10):
+            nursery.start_soon(hold, pool, 0.002, 10)
+    assert res.peak == 2
+    res.assert_settled(pool)
