@@ -135,6 +135,12 @@ PHRASES = [
     ("``async with pool.lease() as resource:``", "``with pool.lease() as resource:``"),
     ("``async with pool:`` returns the pool itself.", "``with pool:`` returns the pool itself."),
     (
+        "                    # Finish the batch anyway, or the rest would hold their slots\n"
+        "                    # forever (a shield does not stop asyncio's own Task.cancel()).\n",
+        "                    # Finish the batch anyway (say after KeyboardInterrupt), or the\n"
+        "                    # rest would hold their slots forever.\n",
+    ),
+    (
         "The async face: the hand-written source of truth for ``respool._sync``.",
         "The threaded face, generated from ``respool._async``.",
     ),

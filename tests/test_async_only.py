@@ -248,3 +248,32 @@ def test_using_an_async_pool_outside_any_loop_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="inside an asyncio or trio run"):
         coro.send(None)
     coro.close()
+
+
+def test_asyncio_task_cancel_cannot_strand_a_batch_of_closes() -> None:
+    """asyncio's own Task.cancel() goes through anyio shields: the batch must still finish."""
+    closed: list[Resource] = []
+
+    async def slow_releaser(resource: Resource) -> None:
+        started.set()
+        await asyncio.sleep(0.01)
+        closed.append(resource)
+
+    async def main() -> None:
+        res = AsyncResources()
+        pool = AsyncPool(res.factory, slow_releaser, pool_size=3)
+        await pool.prefill()
+        task = asyncio.ensure_future(pool.recycle(force=True))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert len(closed) == 2  # the one cut short counts as closed; the rest were closed
+        stats = pool.stats()
+        assert (stats.size, stats.closed, stats.idle) == (0, 3, 0)
+        held = [await pool.acquire(timeout=1) for _ in range(3)]  # every slot is usable
+        for r in held:
+            await pool.release(r)
+
+    started = asyncio.Event()
+    asyncio.run(main())

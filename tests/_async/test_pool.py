@@ -282,7 +282,9 @@ async def test_timeout_carries_the_last_factory_error() -> None:
     with pytest.raises(ConnectionError):
         await pool.acquire()
     held = await pool.acquire()
-    with pytest.raises(PoolTimeout, match="last factory error: ConnectionError") as info:
+    with pytest.raises(
+        PoolTimeout, match=r"last factory error \(\d+\.\ds ago\): ConnectionError"
+    ) as info:
         await pool.acquire(timeout=0.01)
     assert isinstance(info.value.last_error, ConnectionError)
     await pool.release(held)
@@ -292,7 +294,7 @@ async def test_timeout_bounds_a_slow_factory_and_loses_nothing() -> None:
     res = AsyncResources(delay=0.3)
     pool = res.pool(pool_size=1)
     started = time.monotonic()
-    with pytest.raises(PoolTimeout, match="while the factory was creating one"):
+    with pytest.raises(PoolTimeout, match="before the factory could create one"):
         await pool.acquire(timeout=0.05)
     assert time.monotonic() - started < 0.25
     # the factory was cancelled (tasks) or finishes and joins the pool (threads)
@@ -592,10 +594,39 @@ async def test_storm_of_timeouts_failures_and_expiry_loses_nothing() -> None:
 async def test_timeout_zero_takes_only_an_idle_resource() -> None:
     res = AsyncResources()
     pool = res.pool(pool_size=2)
-    with pytest.raises(PoolTimeout, match="while the factory was creating one"):
+    with pytest.raises(PoolTimeout, match="before the factory could create one"):
         await pool.acquire(timeout=0)
     assert res.created == []  # the factory was never called
     await pool.prefill(1)
     resource = await pool.acquire(timeout=0)
     await pool.release(resource)
+    res.assert_settled(pool)
+
+
+async def test_ages_ignore_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1, pool_recycle=60)
+    resource = await pool.acquire()
+    await pool.release(resource)
+    monkeypatch.setattr(time, "time", lambda: 1e12)  # the wall clock jumps far ahead
+    assert await pool.acquire(timeout=1) is resource  # not taken for expired
+    await pool.release(resource)
+    assert await pool.recycle() == 0
+
+
+async def test_a_resource_retired_while_being_made_by_prefill_is_not_pooled() -> None:
+    res = AsyncResources(delay=0.05)
+    pool = res.pool(pool_size=2)
+
+    async def retire_midway() -> None:
+        await async_sleep(0.02)
+        await pool.recycle(force=True)
+
+    async with AsyncNursery() as nursery:
+        nursery.start_soon(retire_midway)
+        await pool.prefill(1)
+    # the retired one was closed, not pooled, so prefill made another
+    assert len(res.closed) == 1
+    assert len(res.created) == 2
+    assert pool.stats().idle == 1
     res.assert_settled(pool)

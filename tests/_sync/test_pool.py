@@ -282,7 +282,9 @@ def test_timeout_carries_the_last_factory_error() -> None:
     with pytest.raises(ConnectionError):
         pool.acquire()
     held = pool.acquire()
-    with pytest.raises(PoolTimeout, match="last factory error: ConnectionError") as info:
+    with pytest.raises(
+        PoolTimeout, match=r"last factory error \(\d+\.\ds ago\): ConnectionError"
+    ) as info:
         pool.acquire(timeout=0.01)
     assert isinstance(info.value.last_error, ConnectionError)
     pool.release(held)
@@ -292,7 +294,7 @@ def test_timeout_bounds_a_slow_factory_and_loses_nothing() -> None:
     res = Resources(delay=0.3)
     pool = res.pool(pool_size=1)
     started = time.monotonic()
-    with pytest.raises(PoolTimeout, match="while the factory was creating one"):
+    with pytest.raises(PoolTimeout, match="before the factory could create one"):
         pool.acquire(timeout=0.05)
     assert time.monotonic() - started < 0.25
     # the factory was cancelled (tasks) or finishes and joins the pool (threads)
@@ -592,10 +594,39 @@ def test_storm_of_timeouts_failures_and_expiry_loses_nothing() -> None:
 def test_timeout_zero_takes_only_an_idle_resource() -> None:
     res = Resources()
     pool = res.pool(pool_size=2)
-    with pytest.raises(PoolTimeout, match="while the factory was creating one"):
+    with pytest.raises(PoolTimeout, match="before the factory could create one"):
         pool.acquire(timeout=0)
     assert res.created == []  # the factory was never called
     pool.prefill(1)
     resource = pool.acquire(timeout=0)
     pool.release(resource)
+    res.assert_settled(pool)
+
+
+def test_ages_ignore_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1, pool_recycle=60)
+    resource = pool.acquire()
+    pool.release(resource)
+    monkeypatch.setattr(time, "time", lambda: 1e12)  # the wall clock jumps far ahead
+    assert pool.acquire(timeout=1) is resource  # not taken for expired
+    pool.release(resource)
+    assert pool.recycle() == 0
+
+
+def test_a_resource_retired_while_being_made_by_prefill_is_not_pooled() -> None:
+    res = Resources(delay=0.05)
+    pool = res.pool(pool_size=2)
+
+    def retire_midway() -> None:
+        sleep(0.02)
+        pool.recycle(force=True)
+
+    with Nursery() as nursery:
+        nursery.start_soon(retire_midway)
+        pool.prefill(1)
+    # the retired one was closed, not pooled, so prefill made another
+    assert len(res.closed) == 1
+    assert len(res.created) == 2
+    assert pool.stats().idle == 1
     res.assert_settled(pool)

@@ -140,6 +140,7 @@ class AsyncPool(Generic[T]):
         self._generation = 0
         self._closed = False
         self._last_error: BaseException | None = None
+        self._last_error_at = 0.0
         self._created = self._closed_count = self._acquired = 0
         self._timeouts = self._create_errors = self._close_errors = 0
 
@@ -398,19 +399,20 @@ class AsyncPool(Generic[T]):
                     self._creation_failed(None if call.timed_out else exc)
             if call.timed_out:
                 with self._lock:
-                    error = self._timeout_error(timeout, "while the factory was creating one")
+                    error = self._timeout_error(timeout, "before the factory could create one")
                 raise error from None
             raise
         with self._lock:
             entry = self._register(resource, generation)
-            if not self._closed:
-                if lease:
-                    self._lease(entry)
-                else:
-                    self._put(entry)
+            if lease and not self._closed:
+                self._lease(entry)
                 return entry
-        await self._close_and_free(entry)
-        raise PoolClosed(self._closed_message())
+            to_close = self._put(entry, entry.created_at)
+        if to_close is not None:
+            await self._close_and_free(to_close)
+            if self._closed:
+                raise PoolClosed(self._closed_message())
+        return entry
 
     async def _adopt(
         self, generation: int, resource: T | None, error: BaseException | None
@@ -426,7 +428,7 @@ class AsyncPool(Generic[T]):
                 refused = True
             else:
                 refused = False
-                to_close = entry if self._closed else self._put(entry)
+                to_close = self._put(entry, entry.created_at)
         if refused:
             logger.exception("discarding what the factory returned after its caller left")
         elif to_close is not None:
@@ -467,6 +469,7 @@ class AsyncPool(Generic[T]):
         if isinstance(error, Exception):
             self._create_errors += 1
             self._last_error = error
+            self._last_error_at = monotonic()
         self._free_slot()
 
     def _check_in(self, resource: T) -> Entry[T] | None:
@@ -479,18 +482,16 @@ class AsyncPool(Generic[T]):
                 "resource exactly once, or use `lease()`"
             )
         self._unlease(entry)
-        now = monotonic()
-        entry.last_used = now
-        if not self._usable(entry, now):
-            return entry
-        return self._put(entry)
+        entry.last_used = now = monotonic()
+        return self._put(entry, now)
 
-    def _put(self, entry: Entry[T]) -> Entry[T] | None:
-        """Place an unheld, usable resource: to the oldest waiter, else idle.
+    def _put(self, entry: Entry[T], now: float) -> Entry[T] | None:
+        """Place an unheld resource: to the oldest waiter, else idle.
 
-        Returns it instead when the pool is closed: the caller closes it.
+        Returns it instead when it must be closed (expired, retired, or the
+        pool is closed): the caller closes it and frees its slot.
         """
-        if self._closed:
+        if self._closed or not self._usable(entry, now):
             return entry
         waiter = self._next_waiter()
         if waiter is None:
@@ -529,7 +530,7 @@ class AsyncPool(Generic[T]):
             entry, waiter.entry = waiter.entry, None
             self._unlease(entry)
             self._acquired -= 1
-            return self._put(entry)
+            return self._put(entry, monotonic())
         if waiter.slot:
             waiter.slot = False
             self._creating -= 1
@@ -562,7 +563,11 @@ class AsyncPool(Generic[T]):
         seconds = self._acquire_timeout if timeout is None else timeout
         stats = self._stats()
         last = self._last_error
-        cause = "no factory errors so far" if last is None else f"last factory error: {last!r}"
+        if last is None:
+            cause = "no factory errors so far"
+        else:
+            ago = monotonic() - self._last_error_at
+            cause = f"last factory error ({ago:.1f}s ago): {last!r}"
         return PoolTimeout(
             f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); {cause}",
             stats,
@@ -604,11 +609,18 @@ class AsyncPool(Generic[T]):
             )
 
     async def _close_all(self, entries: list[Entry[T]], *, log: bool) -> list[Exception]:
+        """Close resources taken out of the pool, every one, and free their slots."""
         errors = []
-        with AsyncShield():  # once taken out, every one must be closed and its slot freed
+        interrupted: BaseException | None = None
+        with AsyncShield():
             for entry in entries:
                 try:
                     error = await self._close(entry)
+                except BaseException as exc:
+                    # Finish the batch anyway, or the rest would hold their slots
+                    # forever (a shield does not stop asyncio's own Task.cancel()).
+                    interrupted = interrupted or exc
+                    continue
                 finally:
                     with self._lock:
                         self._free_slot()
@@ -620,6 +632,8 @@ class AsyncPool(Generic[T]):
                     )
                 else:
                     errors.append(error)
+        if interrupted is not None:
+            raise interrupted
         return errors
 
     # -- helpers -----------------------------------------------------------------

@@ -139,6 +139,7 @@ class Pool(Generic[T]):
         self._generation = 0
         self._closed = False
         self._last_error: BaseException | None = None
+        self._last_error_at = 0.0
         self._created = self._closed_count = self._acquired = 0
         self._timeouts = self._create_errors = self._close_errors = 0
 
@@ -392,19 +393,20 @@ class Pool(Generic[T]):
                     self._creation_failed(None if call.timed_out else exc)
             if call.timed_out:
                 with self._lock:
-                    error = self._timeout_error(timeout, "while the factory was creating one")
+                    error = self._timeout_error(timeout, "before the factory could create one")
                 raise error from None
             raise
         with self._lock:
             entry = self._register(resource, generation)
-            if not self._closed:
-                if lease:
-                    self._lease(entry)
-                else:
-                    self._put(entry)
+            if lease and not self._closed:
+                self._lease(entry)
                 return entry
-        self._close_and_free(entry)
-        raise PoolClosed(self._closed_message())
+            to_close = self._put(entry, entry.created_at)
+        if to_close is not None:
+            self._close_and_free(to_close)
+            if self._closed:
+                raise PoolClosed(self._closed_message())
+        return entry
 
     def _adopt(
         self, generation: int, resource: T | None, error: BaseException | None
@@ -420,7 +422,7 @@ class Pool(Generic[T]):
                 refused = True
             else:
                 refused = False
-                to_close = entry if self._closed else self._put(entry)
+                to_close = self._put(entry, entry.created_at)
         if refused:
             logger.exception("discarding what the factory returned after its caller left")
         elif to_close is not None:
@@ -461,6 +463,7 @@ class Pool(Generic[T]):
         if isinstance(error, Exception):
             self._create_errors += 1
             self._last_error = error
+            self._last_error_at = monotonic()
         self._free_slot()
 
     def _check_in(self, resource: T) -> Entry[T] | None:
@@ -473,18 +476,16 @@ class Pool(Generic[T]):
                 "resource exactly once, or use `lease()`"
             )
         self._unlease(entry)
-        now = monotonic()
-        entry.last_used = now
-        if not self._usable(entry, now):
-            return entry
-        return self._put(entry)
+        entry.last_used = now = monotonic()
+        return self._put(entry, now)
 
-    def _put(self, entry: Entry[T]) -> Entry[T] | None:
-        """Place an unheld, usable resource: to the oldest waiter, else idle.
+    def _put(self, entry: Entry[T], now: float) -> Entry[T] | None:
+        """Place an unheld resource: to the oldest waiter, else idle.
 
-        Returns it instead when the pool is closed: the caller closes it.
+        Returns it instead when it must be closed (expired, retired, or the
+        pool is closed): the caller closes it and frees its slot.
         """
-        if self._closed:
+        if self._closed or not self._usable(entry, now):
             return entry
         waiter = self._next_waiter()
         if waiter is None:
@@ -523,7 +524,7 @@ class Pool(Generic[T]):
             entry, waiter.entry = waiter.entry, None
             self._unlease(entry)
             self._acquired -= 1
-            return self._put(entry)
+            return self._put(entry, monotonic())
         if waiter.slot:
             waiter.slot = False
             self._creating -= 1
@@ -556,7 +557,11 @@ class Pool(Generic[T]):
         seconds = self._acquire_timeout if timeout is None else timeout
         stats = self._stats()
         last = self._last_error
-        cause = "no factory errors so far" if last is None else f"last factory error: {last!r}"
+        if last is None:
+            cause = "no factory errors so far"
+        else:
+            ago = monotonic() - self._last_error_at
+            cause = f"last factory error ({ago:.1f}s ago): {last!r}"
         return PoolTimeout(
             f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); {cause}",
             stats,
@@ -598,11 +603,18 @@ class Pool(Generic[T]):
             )
 
     def _close_all(self, entries: list[Entry[T]], *, log: bool) -> list[Exception]:
+        """Close resources taken out of the pool, every one, and free their slots."""
         errors = []
-        with Shield():  # once taken out, every one must be closed and its slot freed
+        interrupted: BaseException | None = None
+        with Shield():
             for entry in entries:
                 try:
                     error = self._close(entry)
+                except BaseException as exc:
+                    # Finish the batch anyway (say after KeyboardInterrupt), or the
+                    # rest would hold their slots forever.
+                    interrupted = interrupted or exc
+                    continue
                 finally:
                     with self._lock:
                         self._free_slot()
@@ -614,6 +626,8 @@ class Pool(Generic[T]):
                     )
                 else:
                     errors.append(error)
+        if interrupted is not None:
+            raise interrupted
         return errors
 
     # -- helpers -----------------------------------------------------------------
