@@ -181,13 +181,26 @@ def generate(into: Path) -> list[str]:
                     text = text.replace(before, after)
             for pattern in DROP_LINES:
                 text = pattern.sub("", text)
+            check_source(f"{src}/{rel}", source.read_text())
             check_leftovers(f"{dst}/{rel}", text, tests=dst.startswith("tests"))
+            compile(text, f"{dst}/{rel}", "exec")  # a broken rewrite fails here, named
             header = HEADER.format(source=f"{src}/{rel}")
             target.write_text(header + text)
             written.append(f"{dst}/{rel}")
     if unused:
         fail(["phrase not found in the async source (update PHRASES):\n  " + p for p in unused])
     return written
+
+
+def check_source(name: str, text: str) -> None:
+    """unasync drops the token after ``await``: ``await(x)`` would become ``x)``."""
+    problems = [
+        f"{name}:{lineno}: write `await x`, not `await(x)`: {line.strip()}"
+        for lineno, line in enumerate(text.splitlines(), 1)
+        if re.search(r"\bawait\(", line)
+    ]
+    if problems:
+        fail(problems)
 
 
 def check_leftovers(name: str, text: str, *, tests: bool) -> None:
