@@ -141,6 +141,11 @@ PHRASES = [
         "                    # rest would hold their slots forever.\n",
     ),
     (
+        "so no\n        timeout applies and it is not a cancellation point.\n",
+        "so no\n        timeout applies.\n",
+    ),
+    ("the timeout, cancellation and errors of", "the timeout and errors of"),
+    (
         "The async face: the hand-written source of truth for ``respool._sync``.",
         "The threaded face, generated from ``respool._async``.",
     ),

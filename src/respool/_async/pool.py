@@ -313,18 +313,22 @@ class AsyncPool(Generic[T]):
             )
 
     def stats(self) -> PoolStats:
-        """A consistent snapshot of the pool's gauges and counters."""
+        """A consistent snapshot of the pool's gauges and counters.
+
+        Never waits (it takes only the pool's short internal lock), so no
+        timeout applies and it is not a cancellation point.
+        """
         with self._lock:
             return self._stats()
 
     @property
     def pool_size(self) -> int:
-        """The most resources the pool keeps alive at once."""
+        """The most resources the pool keeps alive at once (never waits)."""
         return self._pool_size
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`dispose` was called."""
+        """Whether :meth:`dispose` was called (never waits)."""
         return self._closed
 
     async def __aenter__(self) -> AsyncPool[T]:
@@ -666,6 +670,7 @@ class AsyncLease(Generic[T]):
         self._state = "new"
 
     async def __aenter__(self) -> T:
+        """Acquire: the timeout, cancellation and errors of ``acquire``."""
         if self._state != "new":
             raise PoolError("this lease was already entered; call pool.lease() for a new one")
         self._state = "acquiring"
@@ -679,5 +684,6 @@ class AsyncLease(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Release, whatever ended the block; never raises ``PoolTimeout``."""
         self._state = "done"
         await self._pool.release(self._resource)

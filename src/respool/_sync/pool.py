@@ -307,18 +307,22 @@ class Pool(Generic[T]):
             )
 
     def stats(self) -> PoolStats:
-        """A consistent snapshot of the pool's gauges and counters."""
+        """A consistent snapshot of the pool's gauges and counters.
+
+        Never waits (it takes only the pool's short internal lock), so no
+        timeout applies.
+        """
         with self._lock:
             return self._stats()
 
     @property
     def pool_size(self) -> int:
-        """The most resources the pool keeps alive at once."""
+        """The most resources the pool keeps alive at once (never waits)."""
         return self._pool_size
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`dispose` was called."""
+        """Whether :meth:`dispose` was called (never waits)."""
         return self._closed
 
     def __enter__(self) -> Pool[T]:
@@ -660,6 +664,7 @@ class Lease(Generic[T]):
         self._state = "new"
 
     def __enter__(self) -> T:
+        """Acquire: the timeout and errors of ``acquire``."""
         if self._state != "new":
             raise PoolError("this lease was already entered; call pool.lease() for a new one")
         self._state = "acquiring"
@@ -673,5 +678,6 @@ class Lease(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Release, whatever ended the block; never raises ``PoolTimeout``."""
         self._state = "done"
         self._pool.release(self._resource)
