@@ -92,7 +92,9 @@ PHRASES = [
     (
         "        Never waits for anything but the releaser; cancellation does not\n"
         "        interrupt the releaser (closing is cleanup and runs shielded), so the\n"
-        "        resource is returned or closed either way.\n",
+        "        resource is returned or closed either way.  Only asyncio's own\n"
+        "        ``Task.cancel()`` gets through a shield: the releaser is then cut\n"
+        "        short, and the resource still counts as closed and frees its slot.\n",
         "        Never waits for anything but the releaser.\n",
     ),
     (

@@ -1,6 +1,19 @@
 from __future__ import annotations
 
+import faulthandler
+from collections.abc import Iterator
+
 import pytest
+
+HANG_LIMIT = 120  # seconds; no test comes close
+
+
+@pytest.fixture(autouse=True)
+def no_test_hangs() -> Iterator[None]:
+    """A hang (a deadlock, a lost wake-up) ends the run with every thread's stack."""
+    faulthandler.dump_traceback_later(HANG_LIMIT, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(params=["asyncio", "trio"])

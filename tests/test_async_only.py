@@ -116,6 +116,30 @@ async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_the_slot_on() ->
     res.assert_settled(pool)
 
 
+async def test_a_double_release_is_caught_while_the_next_holder_has_not_taken_it() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1)
+    resource = await pool.acquire()
+    got: list[Resource] = []
+
+    async def waiter() -> None:
+        got.append(await pool.acquire(timeout=5))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await async_wait_until(lambda: pool.stats().waiting == 1)
+        await pool.release(resource)  # handed straight to the waiter
+        before = pool.stats()
+        with pytest.raises(PoolError, match="released twice"):
+            await pool.release(resource)
+        assert pool.stats() == before
+    assert got == [resource]  # the waiter holds it, and only the waiter
+    with pytest.raises(PoolTimeout):
+        await pool.acquire(timeout=0)
+    await pool.release(resource)
+    res.assert_settled(pool)
+
+
 async def test_cancellation_during_the_factory_frees_the_slot() -> None:
     res = AsyncResources(delay=10)
     pool = res.pool(pool_size=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 import random
 import sys
 import threading
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from respool import Pool, PoolClosed, PoolTimeout
+from respool import Pool, PoolClosed, PoolTimeout, _synchronization
 
 from ._sync.resources import Resource, Resources, hold
 from .concurrency import Nursery, wait_until
@@ -243,3 +244,48 @@ def test_holding_across_threads_in_fifo_order() -> None:
             nursery.start_soon(hold, pool, 0.002, 10)
     assert res.peak == 2
     res.assert_settled(pool)
+
+
+def test_an_interrupt_just_after_the_factory_returned_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    real_wait = _synchronization.Event.wait
+
+    def wait_then_interrupt(self: _synchronization.Event, deadline: float | None) -> bool:
+        real_wait(self, deadline)  # the factory thread finished...
+        raise KeyboardInterrupt  # ...and Ctrl-C lands right after
+
+    monkeypatch.setattr(_synchronization.Event, "wait", wait_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        pool.acquire(timeout=5)
+    monkeypatch.setattr(_synchronization.Event, "wait", real_wait)
+    assert len(res.created) == 1
+    assert pool.stats().idle == 1  # what it made joined the pool
+    res.assert_settled(pool)
+
+
+def test_a_late_duplicate_is_logged_with_its_error(caplog: pytest.LogCaptureFixture) -> None:
+    gate = threading.Event()
+    shared = Resource(0)
+    calls = 0
+
+    def factory() -> Resource:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            gate.wait(10)
+        return shared  # a buggy factory: the same object every time
+
+    pool = Pool(factory, None, pool_size=2)
+    pool.acquire(timeout=5)
+    with pytest.raises(PoolTimeout):
+        pool.acquire(timeout=0.05)  # detaches; its late result is `shared` again
+    with caplog.at_level(logging.ERROR, logger="respool"):
+        gate.set()
+        wait_until(lambda: pool.stats().creating == 0)
+    record = next(r for r in caplog.records if "discarding" in r.getMessage())
+    assert record.exc_info is not None
+    assert "already holds" in str(record.exc_info[1])
+    assert pool.stats().size == 1

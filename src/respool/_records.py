@@ -24,3 +24,4 @@ class Entry(Generic[T]):
     generation: int
     last_used: float
     leased: bool = False
+    handed: object = None  # the waiter it was handed to, until that waiter takes it

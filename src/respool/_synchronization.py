@@ -148,12 +148,13 @@ class BoundedCall(Generic[T]):
 
     A thread cannot be interrupted, so with a deadline ``fn`` runs in a daemon
     thread of its own (in a copy of the caller's context) while the caller
-    waits.  If the deadline passes, or the wait is interrupted (say by
-    ``KeyboardInterrupt``), before ``fn`` returns, the call is *detached*:
-    ``detached`` is set, ``run`` raises, and when ``fn`` finally ends its
-    outcome goes to ``adopt(result, error)``, which then owns whatever the
-    caller reserved for the call.  Without a deadline ``fn`` runs inline; with
-    the deadline already past it is not called at all.
+    waits.  If the deadline passes before ``fn`` returns, or the wait is
+    interrupted (say by ``KeyboardInterrupt``) at any point, the call is
+    *detached*: ``detached`` is set, ``run`` raises, and ``fn``'s outcome goes
+    to ``adopt(result, error)`` (when ``fn`` ends, or at once if it already
+    has), which then owns whatever the caller reserved for the call.  Without
+    a deadline ``fn`` runs inline; with the deadline already past it is not
+    called at all.
     """
 
     __slots__ = ("_adopt", "_done", "_fn", "_mutex", "_outcome", "detached", "timed_out")
@@ -183,10 +184,18 @@ class BoundedCall(Generic[T]):
         ).start()
         try:
             self._done.wait(deadline)
-        finally:
+        except BaseException:
+            # Interrupted (KeyboardInterrupt): whatever fn makes, now or
+            # already, is adopt's; the caller only re-raises.
             with self._mutex:
                 outcome = self._outcome
-                self.detached = outcome is None
+                self.detached = True
+            if outcome is not None:
+                self._adopt(*outcome)
+            raise
+        with self._mutex:
+            outcome = self._outcome
+            self.detached = outcome is None
         if outcome is None:
             self.timed_out = True
             raise TimeoutError("deadline passed before the call finished")

@@ -624,9 +624,83 @@ def test_a_resource_retired_while_being_made_by_prefill_is_not_pooled() -> None:
 
     with Nursery() as nursery:
         nursery.start_soon(retire_midway)
-        pool.prefill(1)
+        assert pool.prefill(1) == 1  # counts only what it kept
     # the retired one was closed, not pooled, so prefill made another
     assert len(res.closed) == 1
     assert len(res.created) == 2
     assert pool.stats().idle == 1
+    res.assert_settled(pool)
+
+
+class Introspective(Resource):
+    """A resource whose repr reads the pool: repr must never run under the pool's lock."""
+
+    pool: Pool[Resource] | None = None
+
+    def __repr__(self) -> str:
+        assert self.pool is not None
+        return f"<Introspective {self.pool.stats()}>"
+
+
+class IntrospectiveError(ConnectionError):
+    pool: Pool[Resource] | None = None
+
+    def __repr__(self) -> str:
+        assert self.pool is not None
+        return f"IntrospectiveError({self.pool.stats()})"
+
+
+def test_user_reprs_run_outside_the_pool_lock() -> None:
+    """A repr that reads pool.stats() would deadlock if called under the lock."""
+    error = IntrospectiveError()
+    made = 0
+
+    def factory() -> Resource:
+        nonlocal made
+        made += 1
+        if made == 2:
+            raise error
+        return Introspective(made)
+
+    pool = Pool(factory, None, pool_size=2)
+    Introspective.pool = error.pool = pool
+    resource = pool.acquire()
+    pool.release(resource)
+    with pytest.raises(PoolError, match=r"release\(<Introspectiv"):
+        pool.release(resource)  # double release: the message shows the repr
+    held = pool.acquire()
+    with pytest.raises(IntrospectiveError):
+        pool.acquire()
+    with pytest.raises(PoolError):
+        pool.release(Introspective(99))
+    other = pool.acquire()  # the second slot, now that the factory works again
+    with pytest.raises(PoolTimeout, match=r"last factory error .*IntrospectiveError\(pool_size"):
+        pool.acquire(timeout=0.01)
+    pool.release(held)
+    pool.release(other)
+
+
+def test_a_caller_replacing_a_stale_resource_keeps_its_place() -> None:
+    res = Resources()
+
+    def slow_releaser(resource: Resource) -> None:
+        sleep(0.1)
+        res.releaser(resource)
+
+    pool = Pool(res.factory, slow_releaser, pool_size=1, pool_recycle=0.01)
+    pool.prefill()
+    sleep(0.02)  # the only resource is now expired
+    order: list[str] = []
+
+    def user(name: str) -> None:
+        with pool.lease(timeout=10):
+            order.append(name)
+            sleep(0.02)
+
+    with Nursery() as nursery:
+        nursery.start_soon(user, "first")
+        wait_until(lambda: pool.stats().idle == 0)  # first is closing it
+        nursery.start_soon(user, "second")
+        wait_until(lambda: pool.stats().waiting == 1)
+    assert order == ["first", "second"]
     res.assert_settled(pool)

@@ -61,6 +61,10 @@ class _Slot:
 _SLOT = _Slot()
 
 
+class _Duplicate(Exception):
+    """The factory returned an object the pool already holds (raised under the lock)."""
+
+
 @attrs.define(eq=False)
 class _Waiter(Generic[T]):
     """A caller parked in ``acquire``; served at most once, under the lock."""
@@ -176,19 +180,21 @@ class AsyncPool(Generic[T]):
         caller at that moment goes to the next waiter, a factory call under
         way is cancelled and its slot freed.
         """
-        self._check_loop()
         now = monotonic()
         deadline = self._deadline(timeout, now)
+        self._check_loop()
         while True:
+            claim: Entry[T] | _Slot | _Waiter[T] | _Stale[T] | None
             with self._lock:
                 claim = self._claim(now)
             if isinstance(claim, _Waiter):
                 claim = await self._wait(claim, deadline, timeout)
+            if isinstance(claim, _Stale):
+                claim = await self._replace(claim.entry)
+            if isinstance(claim, _Slot):
+                claim = await self._create(deadline, timeout, lease=True)
             if isinstance(claim, Entry):
                 return claim.resource
-            if isinstance(claim, _Slot):
-                return (await self._create(deadline, timeout, lease=True)).resource
-            await self._close_and_free(claim.entry)
             now = monotonic()
 
     async def release(self, resource: T) -> None:
@@ -202,7 +208,14 @@ class AsyncPool(Generic[T]):
 
         Never waits for anything but the releaser; cancellation does not
         interrupt the releaser (closing is cleanup and runs shielded), so the
-        resource is returned or closed either way.
+        resource is returned or closed either way.  Only asyncio's own
+        ``Task.cancel()`` gets through a shield: the releaser is then cut
+        short, and the resource still counts as closed and frees its slot.
+
+        A double release is caught until the resource's next holder has it;
+        after that, the pool cannot tell the first holder's second release
+        from the new holder's own.  ``lease()`` makes double release
+        impossible.
 
         Raises:
             PoolError: this pool does not currently lease ``resource``
@@ -211,7 +224,15 @@ class AsyncPool(Generic[T]):
         """
         self._check_loop()
         with self._lock:
-            to_close = self._check_in(resource)
+            entry = self._alive.get(id(resource))
+            problem = self._release_problem(entry)
+            if problem is None:
+                to_close = self._check_in(entry)  # type: ignore[arg-type]  # checked
+        if problem is not None:
+            raise PoolError(
+                f"release({reprlib.repr(resource)}): this {type(self).__name__} {problem}; "
+                "release each acquired resource exactly once, or use `lease()`"
+            )
         if to_close is not None:
             await self._close_and_free(to_close)
 
@@ -244,11 +265,11 @@ class AsyncPool(Generic[T]):
         On cancellation the factory call under way is cancelled and its slot
         freed; resources made so far stay.
         """
-        self._check_loop()
         target = self._pool_size
         if count is not None:
             target = min(check_count("count", count, 0), target)
         deadline = self._deadline(timeout, monotonic())
+        self._check_loop()
         made = 0
         while True:
             with self._lock:
@@ -258,8 +279,8 @@ class AsyncPool(Generic[T]):
                     return made
                 self._slots += 1
                 self._creating += 1
-            await self._create(deadline, timeout, lease=False)
-            made += 1
+            if await self._create(deadline, timeout, lease=False) is not None:
+                made += 1
 
     async def recycle(self, force: bool = False) -> int:
         """Close idle resources past ``pool_recycle`` now; return how many.
@@ -382,18 +403,26 @@ class AsyncPool(Generic[T]):
             raise
         with self._lock:
             if waiter.entry is not None:
+                waiter.entry.handed = None  # taken: from now on it is this caller's
                 return waiter.entry
             if waiter.slot:
                 return _SLOT
             if waiter.closed:
                 raise PoolClosed(self._closed_message())
-            error = self._timeout_error(timeout, "waiting for a resource")  # counts itself
+            facts = self._timeout_facts()  # taken before leaving: it counts itself
             self._abandon(waiter)
-        raise error
+        raise self._timeout_error(facts, timeout, "waiting for a resource")
 
-    async def _create(self, deadline: float | None, timeout: float | None, lease: bool) -> Entry[T]:
-        """Make a resource in a slot the caller reserved (counted in ``_creating``)."""
-        generation = self._generation
+    async def _create(
+        self, deadline: float | None, timeout: float | None, lease: bool
+    ) -> Entry[T] | None:
+        """Make a resource in a slot the caller reserved (counted in ``_creating``).
+
+        Leases it to the caller, or (``lease=False``) places it in the pool;
+        returns ``None`` if it was closed at once instead (retired meanwhile).
+        """
+        with self._lock:
+            generation = self._generation
         call = AsyncBoundedCall(self._factory, functools.partial(self._adopt, generation))
         try:
             resource = await call.run(deadline)
@@ -403,20 +432,26 @@ class AsyncPool(Generic[T]):
                     self._creation_failed(None if call.timed_out else exc)
             if call.timed_out:
                 with self._lock:
-                    error = self._timeout_error(timeout, "before the factory could create one")
-                raise error from None
+                    facts = self._timeout_facts()
+                raise self._timeout_error(
+                    facts, timeout, "before the factory could create one"
+                ) from None
             raise
-        with self._lock:
-            entry = self._register(resource, generation)
-            if lease and not self._closed:
-                self._lease(entry)
-                return entry
-            to_close = self._put(entry, entry.created_at)
-        if to_close is not None:
-            await self._close_and_free(to_close)
-            if self._closed:
-                raise PoolClosed(self._closed_message())
-        return entry
+        try:
+            with self._lock:
+                entry = self._register(resource, generation)
+                if lease and not self._closed:
+                    self._lease(entry)
+                    return entry
+                to_close = self._put(entry, entry.created_at)
+        except _Duplicate:
+            raise self._duplicate_error(resource) from None
+        if to_close is None:
+            return entry
+        await self._close_and_free(to_close)
+        if self._closed:
+            raise PoolClosed(self._closed_message())
+        return None
 
     async def _adopt(
         self, generation: int, resource: T | None, error: BaseException | None
@@ -428,15 +463,40 @@ class AsyncPool(Generic[T]):
                 return
             try:
                 entry = self._register(resource, generation)  # type: ignore[arg-type]
-            except PoolError:
+            except _Duplicate:
+                to_close = None
                 refused = True
             else:
-                refused = False
                 to_close = self._put(entry, entry.created_at)
+                refused = False
         if refused:
-            logger.exception("discarding what the factory returned after its caller left")
+            logger.error(
+                "discarding what the factory returned after its caller left",
+                exc_info=self._duplicate_error(resource),
+            )
         elif to_close is not None:
             await self._close_and_free(to_close)
+
+    async def _replace(self, entry: Entry[T]) -> _Slot | None:
+        """Close a stale idle resource the caller took; keep its slot to create in.
+
+        Keeping the slot keeps the caller's place: a newcomer parked meanwhile
+        stays behind it.  Returns ``None`` (slot freed) to look again when idle
+        resources are left or the pool closed.
+        """
+        try:
+            error = await self._close(entry)
+        except BaseException:
+            with self._lock:
+                self._free_slot()
+            raise
+        self._log_close_error(entry, error)
+        with self._lock:
+            if self._idle or self._closed:
+                self._free_slot()
+                return None
+            self._creating += 1
+            return _SLOT
 
     # -- bookkeeping, always under the lock ------------------------------------
 
@@ -457,10 +517,7 @@ class AsyncPool(Generic[T]):
         self._creating -= 1
         if id(resource) in self._alive:
             self._free_slot()
-            raise PoolError(
-                f"the factory returned {reprlib.repr(resource)}, which this pool already "
-                "holds; a factory must return a new resource on every call"
-            )
+            raise _Duplicate
         now = monotonic()
         entry = Entry(resource, now, now + self._recycle, generation, now)
         self._alive[id(resource)] = entry
@@ -476,15 +533,18 @@ class AsyncPool(Generic[T]):
             self._last_error_at = monotonic()
         self._free_slot()
 
-    def _check_in(self, resource: T) -> Entry[T] | None:
-        """A holder gave ``resource`` back; return it if it must be closed."""
-        entry = self._alive.get(id(resource))
+    def _release_problem(self, entry: Entry[T] | None) -> str | None:
         if entry is None or not entry.leased:
-            raise PoolError(
-                f"release({reprlib.repr(resource)}): this {type(self).__name__} does not lease "
-                "it (released twice, or never acquired from this pool); release each acquired "
-                "resource exactly once, or use `lease()`"
+            return "does not lease it (released twice, or never acquired from this pool)"
+        if entry.handed is not None:
+            return (
+                "already got it back: it was released twice (the first release handed it "
+                "to a waiter that has not taken it yet)"
             )
+        return None
+
+    def _check_in(self, entry: Entry[T]) -> Entry[T] | None:
+        """A holder gave ``entry`` back; return it if it must be closed."""
         self._unlease(entry)
         entry.last_used = now = monotonic()
         return self._put(entry, now)
@@ -502,6 +562,7 @@ class AsyncPool(Generic[T]):
             self._idle.append(entry)
             return None
         self._lease(entry)
+        entry.handed = waiter
         waiter.entry = entry
         waiter.event.set()
         return None
@@ -532,6 +593,7 @@ class AsyncPool(Generic[T]):
         """
         if waiter.entry is not None:
             entry, waiter.entry = waiter.entry, None
+            entry.handed = None
             self._unlease(entry)
             self._acquired -= 1
             return self._put(entry, monotonic())
@@ -562,20 +624,34 @@ class AsyncPool(Generic[T]):
             close_errors=self._close_errors,
         )
 
-    def _timeout_error(self, timeout: float | None, what: str) -> PoolTimeout:
+    def _timeout_facts(self) -> tuple[PoolStats, BaseException | None, float]:
+        """Under the lock: count a timeout and note what its message will say."""
         self._timeouts += 1
+        return self._stats(), self._last_error, monotonic() - self._last_error_at
+
+    def _timeout_error(
+        self,
+        facts: tuple[PoolStats, BaseException | None, float],
+        timeout: float | None,
+        what: str,
+    ) -> PoolTimeout:
+        # Built outside the lock: repr() of the factory's error is user code.
+        stats, last, ago = facts
         seconds = self._acquire_timeout if timeout is None else timeout
-        stats = self._stats()
-        last = self._last_error
         if last is None:
             cause = "no factory errors so far"
         else:
-            ago = monotonic() - self._last_error_at
             cause = f"last factory error ({ago:.1f}s ago): {last!r}"
         return PoolTimeout(
             f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); {cause}",
             stats,
             last,
+        )
+
+    def _duplicate_error(self, resource: object) -> PoolError:
+        return PoolError(
+            f"the factory returned {reprlib.repr(resource)}, which this pool already "
+            "holds; a factory must return a new resource on every call"
         )
 
     def _closed_message(self) -> str:
@@ -607,6 +683,9 @@ class AsyncPool(Generic[T]):
         finally:
             with self._lock:
                 self._free_slot()
+        self._log_close_error(entry, error)
+
+    def _log_close_error(self, entry: Entry[T], error: Exception | None) -> None:
         if error is not None:
             logger.error(
                 "releaser failed to close %s", reprlib.repr(entry.resource), exc_info=error
@@ -628,13 +707,9 @@ class AsyncPool(Generic[T]):
                 finally:
                     with self._lock:
                         self._free_slot()
-                if error is None:
-                    continue
                 if log:
-                    logger.error(
-                        "releaser failed to close %s", reprlib.repr(entry.resource), exc_info=error
-                    )
-                else:
+                    self._log_close_error(entry, error)
+                elif error is not None:
                     errors.append(error)
         if interrupted is not None:
             raise interrupted

@@ -62,6 +62,10 @@ class _Slot:
 _SLOT = _Slot()
 
 
+class _Duplicate(Exception):
+    """The factory returned an object the pool already holds (raised under the lock)."""
+
+
 @attrs.define(eq=False)
 class _Waiter(Generic[T]):
     """A caller parked in ``acquire``; served at most once, under the lock."""
@@ -175,19 +179,21 @@ class Pool(Generic[T]):
         resource or slot handed to this caller at that moment goes to the
         next waiter, and a factory call under way joins the pool when done.
         """
-        self._check_loop()
         now = monotonic()
         deadline = self._deadline(timeout, now)
+        self._check_loop()
         while True:
+            claim: Entry[T] | _Slot | _Waiter[T] | _Stale[T] | None
             with self._lock:
                 claim = self._claim(now)
             if isinstance(claim, _Waiter):
                 claim = self._wait(claim, deadline, timeout)
+            if isinstance(claim, _Stale):
+                claim = self._replace(claim.entry)
+            if isinstance(claim, _Slot):
+                claim = self._create(deadline, timeout, lease=True)
             if isinstance(claim, Entry):
                 return claim.resource
-            if isinstance(claim, _Slot):
-                return (self._create(deadline, timeout, lease=True)).resource
-            self._close_and_free(claim.entry)
             now = monotonic()
 
     def release(self, resource: T) -> None:
@@ -201,6 +207,11 @@ class Pool(Generic[T]):
 
         Never waits for anything but the releaser.
 
+        A double release is caught until the resource's next holder has it;
+        after that, the pool cannot tell the first holder's second release
+        from the new holder's own.  ``lease()`` makes double release
+        impossible.
+
         Raises:
             PoolError: this pool does not currently lease ``resource``
                 (released twice, or never acquired from this pool); nothing
@@ -208,7 +219,15 @@ class Pool(Generic[T]):
         """
         self._check_loop()
         with self._lock:
-            to_close = self._check_in(resource)
+            entry = self._alive.get(id(resource))
+            problem = self._release_problem(entry)
+            if problem is None:
+                to_close = self._check_in(entry)  # type: ignore[arg-type]  # checked
+        if problem is not None:
+            raise PoolError(
+                f"release({reprlib.repr(resource)}): this {type(self).__name__} {problem}; "
+                "release each acquired resource exactly once, or use `lease()`"
+            )
         if to_close is not None:
             self._close_and_free(to_close)
 
@@ -240,11 +259,11 @@ class Pool(Generic[T]):
 
         Resources made so far stay when it fails or times out.
         """
-        self._check_loop()
         target = self._pool_size
         if count is not None:
             target = min(check_count("count", count, 0), target)
         deadline = self._deadline(timeout, monotonic())
+        self._check_loop()
         made = 0
         while True:
             with self._lock:
@@ -254,8 +273,8 @@ class Pool(Generic[T]):
                     return made
                 self._slots += 1
                 self._creating += 1
-            self._create(deadline, timeout, lease=False)
-            made += 1
+            if self._create(deadline, timeout, lease=False) is not None:
+                made += 1
 
     def recycle(self, force: bool = False) -> int:
         """Close idle resources past ``pool_recycle`` now; return how many.
@@ -376,18 +395,26 @@ class Pool(Generic[T]):
             raise
         with self._lock:
             if waiter.entry is not None:
+                waiter.entry.handed = None  # taken: from now on it is this caller's
                 return waiter.entry
             if waiter.slot:
                 return _SLOT
             if waiter.closed:
                 raise PoolClosed(self._closed_message())
-            error = self._timeout_error(timeout, "waiting for a resource")  # counts itself
+            facts = self._timeout_facts()  # taken before leaving: it counts itself
             self._abandon(waiter)
-        raise error
+        raise self._timeout_error(facts, timeout, "waiting for a resource")
 
-    def _create(self, deadline: float | None, timeout: float | None, lease: bool) -> Entry[T]:
-        """Make a resource in a slot the caller reserved (counted in ``_creating``)."""
-        generation = self._generation
+    def _create(
+        self, deadline: float | None, timeout: float | None, lease: bool
+    ) -> Entry[T] | None:
+        """Make a resource in a slot the caller reserved (counted in ``_creating``).
+
+        Leases it to the caller, or (``lease=False``) places it in the pool;
+        returns ``None`` if it was closed at once instead (retired meanwhile).
+        """
+        with self._lock:
+            generation = self._generation
         call = BoundedCall(self._factory, functools.partial(self._adopt, generation))
         try:
             resource = call.run(deadline)
@@ -397,20 +424,26 @@ class Pool(Generic[T]):
                     self._creation_failed(None if call.timed_out else exc)
             if call.timed_out:
                 with self._lock:
-                    error = self._timeout_error(timeout, "before the factory could create one")
-                raise error from None
+                    facts = self._timeout_facts()
+                raise self._timeout_error(
+                    facts, timeout, "before the factory could create one"
+                ) from None
             raise
-        with self._lock:
-            entry = self._register(resource, generation)
-            if lease and not self._closed:
-                self._lease(entry)
-                return entry
-            to_close = self._put(entry, entry.created_at)
-        if to_close is not None:
-            self._close_and_free(to_close)
-            if self._closed:
-                raise PoolClosed(self._closed_message())
-        return entry
+        try:
+            with self._lock:
+                entry = self._register(resource, generation)
+                if lease and not self._closed:
+                    self._lease(entry)
+                    return entry
+                to_close = self._put(entry, entry.created_at)
+        except _Duplicate:
+            raise self._duplicate_error(resource) from None
+        if to_close is None:
+            return entry
+        self._close_and_free(to_close)
+        if self._closed:
+            raise PoolClosed(self._closed_message())
+        return None
 
     def _adopt(
         self, generation: int, resource: T | None, error: BaseException | None
@@ -422,15 +455,40 @@ class Pool(Generic[T]):
                 return
             try:
                 entry = self._register(resource, generation)  # type: ignore[arg-type]
-            except PoolError:
+            except _Duplicate:
+                to_close = None
                 refused = True
             else:
-                refused = False
                 to_close = self._put(entry, entry.created_at)
+                refused = False
         if refused:
-            logger.exception("discarding what the factory returned after its caller left")
+            logger.error(
+                "discarding what the factory returned after its caller left",
+                exc_info=self._duplicate_error(resource),
+            )
         elif to_close is not None:
             self._close_and_free(to_close)
+
+    def _replace(self, entry: Entry[T]) -> _Slot | None:
+        """Close a stale idle resource the caller took; keep its slot to create in.
+
+        Keeping the slot keeps the caller's place: a newcomer parked meanwhile
+        stays behind it.  Returns ``None`` (slot freed) to look again when idle
+        resources are left or the pool closed.
+        """
+        try:
+            error = self._close(entry)
+        except BaseException:
+            with self._lock:
+                self._free_slot()
+            raise
+        self._log_close_error(entry, error)
+        with self._lock:
+            if self._idle or self._closed:
+                self._free_slot()
+                return None
+            self._creating += 1
+            return _SLOT
 
     # -- bookkeeping, always under the lock ------------------------------------
 
@@ -451,10 +509,7 @@ class Pool(Generic[T]):
         self._creating -= 1
         if id(resource) in self._alive:
             self._free_slot()
-            raise PoolError(
-                f"the factory returned {reprlib.repr(resource)}, which this pool already "
-                "holds; a factory must return a new resource on every call"
-            )
+            raise _Duplicate
         now = monotonic()
         entry = Entry(resource, now, now + self._recycle, generation, now)
         self._alive[id(resource)] = entry
@@ -470,15 +525,18 @@ class Pool(Generic[T]):
             self._last_error_at = monotonic()
         self._free_slot()
 
-    def _check_in(self, resource: T) -> Entry[T] | None:
-        """A holder gave ``resource`` back; return it if it must be closed."""
-        entry = self._alive.get(id(resource))
+    def _release_problem(self, entry: Entry[T] | None) -> str | None:
         if entry is None or not entry.leased:
-            raise PoolError(
-                f"release({reprlib.repr(resource)}): this {type(self).__name__} does not lease "
-                "it (released twice, or never acquired from this pool); release each acquired "
-                "resource exactly once, or use `lease()`"
+            return "does not lease it (released twice, or never acquired from this pool)"
+        if entry.handed is not None:
+            return (
+                "already got it back: it was released twice (the first release handed it "
+                "to a waiter that has not taken it yet)"
             )
+        return None
+
+    def _check_in(self, entry: Entry[T]) -> Entry[T] | None:
+        """A holder gave ``entry`` back; return it if it must be closed."""
         self._unlease(entry)
         entry.last_used = now = monotonic()
         return self._put(entry, now)
@@ -496,6 +554,7 @@ class Pool(Generic[T]):
             self._idle.append(entry)
             return None
         self._lease(entry)
+        entry.handed = waiter
         waiter.entry = entry
         waiter.event.set()
         return None
@@ -526,6 +585,7 @@ class Pool(Generic[T]):
         """
         if waiter.entry is not None:
             entry, waiter.entry = waiter.entry, None
+            entry.handed = None
             self._unlease(entry)
             self._acquired -= 1
             return self._put(entry, monotonic())
@@ -556,20 +616,34 @@ class Pool(Generic[T]):
             close_errors=self._close_errors,
         )
 
-    def _timeout_error(self, timeout: float | None, what: str) -> PoolTimeout:
+    def _timeout_facts(self) -> tuple[PoolStats, BaseException | None, float]:
+        """Under the lock: count a timeout and note what its message will say."""
         self._timeouts += 1
+        return self._stats(), self._last_error, monotonic() - self._last_error_at
+
+    def _timeout_error(
+        self,
+        facts: tuple[PoolStats, BaseException | None, float],
+        timeout: float | None,
+        what: str,
+    ) -> PoolTimeout:
+        # Built outside the lock: repr() of the factory's error is user code.
+        stats, last, ago = facts
         seconds = self._acquire_timeout if timeout is None else timeout
-        stats = self._stats()
-        last = self._last_error
         if last is None:
             cause = "no factory errors so far"
         else:
-            ago = monotonic() - self._last_error_at
             cause = f"last factory error ({ago:.1f}s ago): {last!r}"
         return PoolTimeout(
             f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); {cause}",
             stats,
             last,
+        )
+
+    def _duplicate_error(self, resource: object) -> PoolError:
+        return PoolError(
+            f"the factory returned {reprlib.repr(resource)}, which this pool already "
+            "holds; a factory must return a new resource on every call"
         )
 
     def _closed_message(self) -> str:
@@ -601,6 +675,9 @@ class Pool(Generic[T]):
         finally:
             with self._lock:
                 self._free_slot()
+        self._log_close_error(entry, error)
+
+    def _log_close_error(self, entry: Entry[T], error: Exception | None) -> None:
         if error is not None:
             logger.error(
                 "releaser failed to close %s", reprlib.repr(entry.resource), exc_info=error
@@ -622,13 +699,9 @@ class Pool(Generic[T]):
                 finally:
                     with self._lock:
                         self._free_slot()
-                if error is None:
-                    continue
                 if log:
-                    logger.error(
-                        "releaser failed to close %s", reprlib.repr(entry.resource), exc_info=error
-                    )
-                else:
+                    self._log_close_error(entry, error)
+                elif error is not None:
                     errors.append(error)
         if interrupted is not None:
             raise interrupted
