@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import sys
 import time
@@ -704,3 +705,25 @@ def test_a_caller_replacing_a_stale_resource_keeps_its_place() -> None:
         wait_until(lambda: pool.stats().waiting == 1)
     assert order == ["first", "second"]
     res.assert_settled(pool)
+
+
+@pytest.mark.parametrize(("pool_timeout", "call_timeout"), [(None, None), (0.01, math.inf)])
+def test_no_deadline_waits_as_long_as_it_takes(
+    pool_timeout: float | None, call_timeout: float | None
+) -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1, acquire_timeout=pool_timeout)
+    held = pool.acquire()
+    got: list[Resource] = []
+
+    def patient() -> None:
+        got.append(pool.acquire(call_timeout))
+
+    with Nursery() as nursery:
+        nursery.start_soon(patient)
+        wait_until(lambda: pool.stats().waiting == 1)
+        sleep(0.05)  # well past the pool's 0.01s default
+        assert pool.stats().waiting == 1
+        pool.release(held)
+    assert got == [held]
+    assert pool.stats().timeouts == 0
