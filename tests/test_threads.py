@@ -236,7 +236,7 @@ def test_the_factory_thread_sees_the_callers_context() -> None:
     assert seen[-1] == ("caller", True)  # no timeout: it ran inline
 
 
-def test_holding_across_threads_in_fifo_order() -> None:
+def test_threads_holding_for_a_while_never_exceed_pool_size() -> None:
     res = Resources()
     pool = res.pool(pool_size=2)
     with Nursery() as nursery:

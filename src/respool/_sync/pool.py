@@ -221,8 +221,8 @@ class Pool(Generic[T]):
         with self._lock:
             entry = self._alive.get(id(resource))
             problem = self._release_problem(entry)
-            if problem is None:
-                to_close = self._check_in(entry)  # type: ignore[arg-type]  # checked
+            if entry is not None and problem is None:
+                to_close = self._check_in(entry)
         if problem is not None:
             raise PoolError(
                 f"release({reprlib.repr(resource)}): this {type(self).__name__} {problem}; "
