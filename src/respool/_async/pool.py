@@ -576,7 +576,8 @@ class AsyncPool(Generic[T]):
             if call.timed_out:
                 with self._lock:
                     facts = self._timeout_facts()
-                raise self._timeout_error(facts, timeout, "checking an idle resource")
+                error = self._timeout_error(facts, timeout, "checking an idle resource")
+                raise error from error.__cause__
             raise
         if verdict is False:
             return await self._failed_check(entry, None)
@@ -635,8 +636,10 @@ class AsyncPool(Generic[T]):
                     if call.timed_out:
                         with self._lock:
                             facts = self._timeout_facts()
-                        what = "before the factory could create one"
-                        raise self._timeout_error(facts, timeout, what)
+                        error = self._timeout_error(
+                            facts, timeout, "before the factory created one"
+                        )
+                        raise error from error.__cause__
                     raise
                 with self._lock:
                     self._factory_failed(exc)
