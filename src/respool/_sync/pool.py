@@ -682,7 +682,7 @@ class Pool(Generic[T]):
                 if lease and not self._closed:
                     self._lease(entry)
                     return entry
-                to_close = self._put(entry, entry.created_at)
+                to_close = self._put(entry, entry.last_used)
         except _Duplicate:
             raise self._duplicate_error(resource) from None
         if to_close is None:
@@ -728,7 +728,7 @@ class Pool(Generic[T]):
                 to_close = None
                 refused = True
             else:
-                to_close = self._put(entry, entry.created_at)
+                to_close = self._put(entry, entry.last_used)
                 refused = False
         if refused:
             logger.error(
@@ -856,7 +856,7 @@ class Pool(Generic[T]):
         self._backoff_until = 0.0
         now = monotonic()
         expires_at = now + self._recycle * (1.0 - RECYCLE_JITTER * random.random())
-        entry = Entry(resource, id(resource), now, expires_at, generation, now)
+        entry = Entry(resource, id(resource), expires_at, generation, now)
         try:
             ref = LostRef(resource, _on_lost)
         except TypeError:
