@@ -49,7 +49,9 @@ def test_the_counts_add_up() -> None:
         assert s.leased == s.waiting == s.creating == 0
         assert f.size == 0 and f.created == f.closed >= 1
         assert f.acquired == lane.acquired
-        assert f.broken == lane.discards + lane.check_failures
+        # A Pool check that overran its acquire's deadline also counts as broken.
+        known = lane.discards + lane.check_failures
+        assert known <= f.broken <= known + f.timeouts
         assert lane.peak_in_use <= lane.spec.pool_size
         assert len(lane.waits) == lane.acquired + lane.timeouts
 
@@ -78,7 +80,7 @@ def test_report_passes_a_consistent_lane() -> None:
         ({"leased": 1, "size": 1}, "FAIL threads: dispose() closed every connection"),
         ({"closed": 1}, "FAIL threads: dispose() closed every connection"),
         ({"acquired": 9}, "FAIL threads: the pool counted what the workers saw"),
-        ({"broken": 1}, "FAIL threads: broken == discarded + failed check"),
+        ({"broken": 1}, "FAIL threads: broken == discarded + failed check + checks cut short"),
         ({"close_errors": 1}, "FAIL threads: no factory or releaser errors"),
     ],
 )
