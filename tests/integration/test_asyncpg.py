@@ -36,7 +36,7 @@ async def test_demo_runs(pg_dsn: str) -> None:
     assert stats.acquired == 20 * 10 + 2
     assert 1 <= stats.created <= 4
     assert stats.closed == stats.created
-    assert stats.timeouts == stats.create_errors == stats.close_errors == 0
+    assert stats.timeouts == stats.create_errors == stats.close_errors == stats.broken == 0
 
 
 async def test_reset_rolls_back_what_the_holder_left(pg_dsn: str) -> None:
@@ -69,6 +69,7 @@ async def test_terminated_backends_never_reach_a_caller(
     assert not old & set(new)
     assert after.closed - before.closed == len(old)  # the checks dropped every dead one...
     assert after.created - before.created == len(old)  # ...and the pool opened new ones
+    assert after.broken - before.broken == len(old)  # counted as broken, not as errors
 
 
 async def test_within_check_interval_the_holder_sees_the_error_and_reset_drops_it(
@@ -83,6 +84,6 @@ async def test_within_check_interval_the_holder_sees_the_error_and_reset_drops_i
         with pytest.raises((asyncpg.PostgresConnectionError, asyncpg.InterfaceError)):
             async with pool.lease() as conn:
                 await backend_pid(conn)
-        assert pool.stats().closed == 1
+        assert (pool.stats().closed, pool.stats().broken) == (1, 1)  # reset failed: dropped
         async with pool.lease() as conn:
             assert await backend_pid(conn) != pid

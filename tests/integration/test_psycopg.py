@@ -51,7 +51,7 @@ def test_main_runs(pg_dsn: str) -> None:
     assert stats.acquired == 8 * 25 + 2
     assert 1 <= stats.created <= 4
     assert stats.closed == stats.created
-    assert stats.timeouts == stats.create_errors == stats.close_errors == 0
+    assert stats.timeouts == stats.create_errors == stats.close_errors == stats.broken == 0
 
 
 def test_reset_rolls_back_what_the_holder_left(pg_dsn: str) -> None:
@@ -83,6 +83,7 @@ def test_terminated_backends_never_reach_a_caller(
     assert not old & set(new)
     assert after.closed - before.closed == len(old)  # the checks dropped every dead one...
     assert after.created - before.created == len(old)  # ...and the pool opened new ones
+    assert after.broken - before.broken == len(old)  # counted as broken, not as errors
 
 
 def test_within_check_interval_the_holder_sees_the_error_and_reset_drops_it(
@@ -98,7 +99,7 @@ def test_within_check_interval_the_holder_sees_the_error_and_reset_drops_it(
         pg_admin.terminate([pid])
         with pytest.raises(psycopg.OperationalError), pool.lease() as conn:
             backend_pid(conn)
-        assert pool.stats().closed == 1
+        assert (pool.stats().closed, pool.stats().broken) == (1, 1)  # reset failed: dropped
         with pool.lease() as conn:
             assert backend_pid(conn) != pid
 
@@ -112,7 +113,7 @@ async def test_async_demo_runs(pg_dsn: str) -> None:
     assert stats.acquired == 20 * 10 + 2
     assert 1 <= stats.created <= 4
     assert stats.closed == stats.created
-    assert stats.timeouts == stats.create_errors == stats.close_errors == 0
+    assert stats.timeouts == stats.create_errors == stats.close_errors == stats.broken == 0
 
 
 @pytest.mark.anyio
@@ -146,6 +147,7 @@ async def test_async_terminated_backends_never_reach_a_caller(
     assert not old & set(new)
     assert after.closed - before.closed == len(old)
     assert after.created - before.created == len(old)
+    assert after.broken - before.broken == len(old)  # counted as broken, not as errors
 
 
 @pytest.mark.anyio
@@ -159,6 +161,6 @@ async def test_async_within_check_interval_the_holder_sees_the_error_and_reset_d
         with pytest.raises(psycopg.OperationalError):
             async with pool.lease() as conn:
                 await backend_pid_async(conn)
-        assert pool.stats().closed == 1
+        assert (pool.stats().closed, pool.stats().broken) == (1, 1)  # reset failed: dropped
         async with pool.lease() as conn:
             assert await backend_pid_async(conn) != pid

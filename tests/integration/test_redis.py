@@ -44,7 +44,7 @@ def test_main_runs(redis_url: str) -> None:
     assert stats.acquired == 8 * 25 + 1
     assert 1 <= stats.created <= 4
     assert stats.closed == stats.created
-    assert stats.timeouts == stats.create_errors == stats.close_errors == 0
+    assert stats.timeouts == stats.create_errors == stats.close_errors == stats.broken == 0
 
 
 @pytest.mark.parametrize("check_interval", CHECK_INTERVALS)
@@ -62,6 +62,7 @@ def test_killed_connections_never_reach_a_caller(
     assert not old & set(new)
     assert after.closed - before.closed == len(old)  # PING dropped every dead one...
     assert after.created - before.created == len(old)  # ...and the pool opened new ones
+    assert after.broken - before.broken == len(old)  # counted as broken, not as errors
 
 
 # -- asyncio: respool.AsyncPool ----------------------------------------------------------
@@ -73,7 +74,7 @@ async def test_async_demo_runs(redis_url: str) -> None:
     assert stats.acquired == 20 * 10 + 1
     assert 1 <= stats.created <= 4
     assert stats.closed == stats.created
-    assert stats.timeouts == stats.create_errors == stats.close_errors == 0
+    assert stats.timeouts == stats.create_errors == stats.close_errors == stats.broken == 0
 
 
 @pytest.mark.anyio
@@ -92,3 +93,4 @@ async def test_async_killed_connections_never_reach_a_caller(
     assert not old & set(new)
     assert after.closed - before.closed == len(old)
     assert after.created - before.created == len(old)
+    assert after.broken - before.broken == len(old)  # counted as broken, not as errors
