@@ -51,8 +51,9 @@ async def test_a_holder_cancelled_mid_command_does_not_pass_its_reply_on(
 ) -> None:
     """A holder gives up before the reply comes (BLPOP blocks a second server-side):
     ``reset`` refuses the connection, so the pool closes it and logs why."""
-    async with trio_tcp.make_pool(redis_url, pool_size=1) as pool:
-        with anyio.move_on_after(0.05) as scope:
+    async with trio_tcp.make_pool(redis_url, pool_size=1, check_interval=60) as pool:
+        await pool.prefill()  # so the lease below takes an idle connection at once
+        with anyio.move_on_after(0.2) as scope:
             async with pool.lease() as conn:
                 await conn.command("BLPOP", "respool-recipe:nothing-here", 1)
         assert scope.cancelled_caught
