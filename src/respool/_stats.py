@@ -27,6 +27,10 @@ class PoolStats:
         timeouts: counter: ``PoolTimeout`` errors raised.
         create_errors: counter: factory calls that raised.
         close_errors: counter: releaser calls that raised.
+        broken: counter: resources closed as broken: a failed ``check`` or
+            ``reset``, or ``discard()``.
+        lost: counter: leased resources garbage-collected without being released
+            (each also emitted a ``ResourceWarning``; its slot was recovered).
     """
 
     pool_size: int
@@ -41,6 +45,8 @@ class PoolStats:
     timeouts: int
     create_errors: int
     close_errors: int
+    broken: int = 0
+    lost: int = 0
 
     def __str__(self) -> str:
         return (
