@@ -275,8 +275,8 @@ class AsyncPool(Generic[T]):
         Raises:
             PoolTimeout: the timeout passed.  A factory call cut short is
                 cancelled and its slot freed.  The message carries the pool's
-                counts and the last factory error; a factory error met by
-                this call is also its ``__cause__``.
+                counts and the last factory error, which is also its
+                ``__cause__`` if it happened within the timeout's span.
             PoolClosed: the pool was disposed, before or during the wait.
             PoolError: the pool belongs to another event loop.
             TypeError: the factory or ``check`` is not async.
@@ -576,7 +576,8 @@ class AsyncPool(Generic[T]):
             if call.timed_out:
                 with self._lock:
                     facts = self._timeout_facts()
-                raise self._timeout_error(facts, timeout, "checking an idle resource") from None
+                error = self._timeout_error(facts, timeout, "checking an idle resource")
+                raise error from error.__cause__
             raise
         if verdict is False:
             return await self._failed_check(entry, None)
@@ -612,13 +613,12 @@ class AsyncPool(Generic[T]):
         to the caller, or (``lease=False``) places it in the pool; returns
         ``None`` if it was closed at once instead (retired meanwhile).
         """
-        failure: Exception | None = None
         while True:
             with self._lock:
                 generation = self._generation
                 resume = self._backoff_until
             if resume > monotonic():
-                await self._pause(resume, deadline, timeout, failure)
+                await self._pause(resume, deadline, timeout)
                 continue
             call = AsyncBoundedCall(self._factory, functools.partial(self._adopt, generation))
             try:
@@ -636,12 +636,13 @@ class AsyncPool(Generic[T]):
                     if call.timed_out:
                         with self._lock:
                             facts = self._timeout_facts()
-                        what = "before the factory could create one"
-                        raise self._timeout_error(facts, timeout, what) from failure
+                        error = self._timeout_error(
+                            facts, timeout, "before the factory created one"
+                        )
+                        raise error from error.__cause__
                     raise
                 with self._lock:
                     self._factory_failed(exc)
-                failure = exc
         try:
             with self._lock:
                 entry = self._register(resource, generation)
@@ -663,7 +664,6 @@ class AsyncPool(Generic[T]):
         resume: float,
         deadline: float | None,
         timeout: float | None,
-        failure: Exception | None,
     ) -> None:
         """Wait out the factory's backoff in a reserved slot; time out now if it ends too late."""
         if deadline is not None and resume >= deadline:
@@ -671,7 +671,7 @@ class AsyncPool(Generic[T]):
                 self._creation_failed()
                 facts = self._timeout_facts()
             what = "while the factory kept failing"
-            raise self._timeout_error(facts, timeout, what) from failure or facts[1]
+            raise self._timeout_error(facts, timeout, what)
         try:
             await async_sleep_until(resume)
         except BaseException:
@@ -1024,11 +1024,15 @@ class AsyncPool(Generic[T]):
             cause = "no factory errors so far"
         else:
             cause = f"last factory error ({ago:.1f}s ago): {last!r}"
-        return PoolTimeout(
+        error = PoolTimeout(
             f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); {cause}",
             stats,
             last,
         )
+        # A factory error within the call's own time span is why it timed out.
+        error.__cause__ = last if last is not None and ago <= (seconds or 0) else None
+        error.__suppress_context__ = True  # the pool's internal TimeoutError says nothing more
+        return error
 
     def _duplicate_error(self, resource: object) -> PoolError:
         return PoolError(

@@ -276,8 +276,8 @@ class Pool(Generic[T]):
             PoolTimeout: the timeout passed.  A factory call cut short (it
                 runs in a thread of its own when a timeout applies) goes on;
                 what it returns joins the pool.  The message carries the pool's
-                counts and the last factory error; a factory error met by
-                this call is also its ``__cause__``.
+                counts and the last factory error, which is also its
+                ``__cause__`` if it happened within the timeout's span.
             PoolClosed: the pool was disposed, before or during the wait.
 
         If the wait is interrupted (``KeyboardInterrupt``) nothing is lost: a
@@ -567,7 +567,8 @@ class Pool(Generic[T]):
             if call.timed_out:
                 with self._lock:
                     facts = self._timeout_facts()
-                raise self._timeout_error(facts, timeout, "checking an idle resource") from None
+                error = self._timeout_error(facts, timeout, "checking an idle resource")
+                raise error from error.__cause__
             raise
         if verdict is False:
             return self._failed_check(entry, None)
@@ -603,13 +604,12 @@ class Pool(Generic[T]):
         to the caller, or (``lease=False``) places it in the pool; returns
         ``None`` if it was closed at once instead (retired meanwhile).
         """
-        failure: Exception | None = None
         while True:
             with self._lock:
                 generation = self._generation
                 resume = self._backoff_until
             if resume > monotonic():
-                self._pause(resume, deadline, timeout, failure)
+                self._pause(resume, deadline, timeout)
                 continue
             call = BoundedCall(self._factory, functools.partial(self._adopt, generation))
             try:
@@ -627,12 +627,13 @@ class Pool(Generic[T]):
                     if call.timed_out:
                         with self._lock:
                             facts = self._timeout_facts()
-                        what = "before the factory could create one"
-                        raise self._timeout_error(facts, timeout, what) from failure
+                        error = self._timeout_error(
+                            facts, timeout, "before the factory created one"
+                        )
+                        raise error from error.__cause__
                     raise
                 with self._lock:
                     self._factory_failed(exc)
-                failure = exc
         try:
             with self._lock:
                 entry = self._register(resource, generation)
@@ -654,7 +655,6 @@ class Pool(Generic[T]):
         resume: float,
         deadline: float | None,
         timeout: float | None,
-        failure: Exception | None,
     ) -> None:
         """Wait out the factory's backoff in a reserved slot; time out now if it ends too late."""
         if deadline is not None and resume >= deadline:
@@ -662,7 +662,7 @@ class Pool(Generic[T]):
                 self._creation_failed()
                 facts = self._timeout_facts()
             what = "while the factory kept failing"
-            raise self._timeout_error(facts, timeout, what) from failure or facts[1]
+            raise self._timeout_error(facts, timeout, what)
         try:
             sleep_until(resume)
         except BaseException:
@@ -1015,11 +1015,15 @@ class Pool(Generic[T]):
             cause = "no factory errors so far"
         else:
             cause = f"last factory error ({ago:.1f}s ago): {last!r}"
-        return PoolTimeout(
+        error = PoolTimeout(
             f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); {cause}",
             stats,
             last,
         )
+        # A factory error within the call's own time span is why it timed out.
+        error.__cause__ = last if last is not None and ago <= (seconds or 0) else None
+        error.__suppress_context__ = True  # the pool's internal TimeoutError says nothing more
+        return error
 
     def _duplicate_error(self, resource: object) -> PoolError:
         return PoolError(
