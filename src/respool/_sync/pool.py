@@ -82,11 +82,14 @@ def _no_adoption(result: object, error: BaseException | None) -> None:
     """A releaser call left behind at its timeout: the resource already counts as closed."""
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _where(entry: Entry[Any]) -> str:
-    """The line that acquired ``entry``'s resource, if recorded."""
+    """The line outside respool that acquired ``entry``'s resource, if recorded."""
     if entry.site is None:
         return "an unrecorded place (set leak_timeout to record acquire sites)"
-    frame = entry.site[0]
+    frame = next((f for f in entry.site if not f.filename.startswith(_PACKAGE)), entry.site[0])
     return f"{frame.filename}:{frame.lineno} in {frame.name}"
 
 
