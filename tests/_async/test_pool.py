@@ -631,16 +631,18 @@ async def test_ages_ignore_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 async def test_a_resource_retired_while_being_made_by_prefill_is_not_pooled() -> None:
-    res = AsyncResources(delay=0.05)
-    pool = res.pool(pool_size=2)
+    res = AsyncResources()
+    calls = 0
 
-    async def retire_midway() -> None:
-        await async_sleep(0.02)
-        await pool.recycle(force=True)
+    async def factory() -> Resource:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await pool.recycle(force=True)  # retired while it is being made
+        return await res.factory()
 
-    async with AsyncNursery() as nursery:
-        nursery.start_soon(retire_midway)
-        assert await pool.prefill(1) == 1  # counts only what it kept
+    pool = AsyncPool(factory, res.releaser, pool_size=2)
+    assert await pool.prefill(1) == 1  # counts only what it kept
     # the retired one was closed, not pooled, so prefill made another
     assert len(res.closed) == 1
     assert len(res.created) == 2

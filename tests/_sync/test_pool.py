@@ -631,16 +631,18 @@ def test_ages_ignore_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_resource_retired_while_being_made_by_prefill_is_not_pooled() -> None:
-    res = Resources(delay=0.05)
-    pool = res.pool(pool_size=2)
+    res = Resources()
+    calls = 0
 
-    def retire_midway() -> None:
-        sleep(0.02)
-        pool.recycle(force=True)
+    def factory() -> Resource:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            pool.recycle(force=True)  # retired while it is being made
+        return res.factory()
 
-    with Nursery() as nursery:
-        nursery.start_soon(retire_midway)
-        assert pool.prefill(1) == 1  # counts only what it kept
+    pool = Pool(factory, res.releaser, pool_size=2)
+    assert pool.prefill(1) == 1  # counts only what it kept
     # the retired one was closed, not pooled, so prefill made another
     assert len(res.closed) == 1
     assert len(res.created) == 2
