@@ -37,8 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import report  # noqa: E402  (sibling module, found through the path above)
-from contenders import BY_KEY, CONTENDERS, Contender, Factory, Resource, maybe_await, missing  # noqa: E402
+import report
+from contenders import BY_KEY, CONTENDERS, Contender, Factory, Resource, maybe_await, missing
 
 ROOT = Path(__file__).resolve().parent.parent
 perf_counter = time.perf_counter
@@ -83,11 +83,23 @@ class Config:
     quick: bool = False
 
 
-ASYNCIO_ALL = ("respool-async", "respool-async-lease", "escudeiro-async", "acp", "gcp-async",
-               "asyncio-lifoqueue")  # fmt: skip
+ASYNCIO_ALL = (
+    "respool-async",
+    "respool-async-lease",
+    "escudeiro-async",
+    "acp",
+    "gcp-async",
+    "asyncio-lifoqueue",
+)
 TRIO_ALL = ("respool-trio", "respool-trio-lease", "trio-channel")
-THREADS_1 = ("respool-threads", "respool-threads-lease", "escudeiro-threads", "gcp-threads",
-             "sqlalchemy", "queue-lifoqueue")  # fmt: skip
+THREADS_1 = (
+    "respool-threads",
+    "respool-threads-lease",
+    "escudeiro-threads",
+    "gcp-threads",
+    "sqlalchemy",
+    "queue-lifoqueue",
+)
 THREADS_8 = (*THREADS_1[:-1], "sqlalchemy-lifo", THREADS_1[-1])
 ASYNCIO_GROWTH = ("respool-async", "respool-async-lease", "asyncio-lifoqueue")
 THREADS_GROWTH = ("respool-threads", "respool-threads-lease", "queue-lifoqueue")
@@ -97,44 +109,125 @@ def scenarios(cfg: Config) -> tuple[list[Scenario], list[Growth]]:
     big, waiters, tw = cfg.idle_large, cfg.waiters_large, cfg.thread_waiters_large
     main = [
         Scenario("a", "asyncio, 1 task, pool 10", "asyncio", 10, 1, False, ASYNCIO_ALL),
-        Scenario("b", "asyncio, 100 tasks, pool 10, sleep(0) held", "asyncio", 10, 100, True,
-                 ASYNCIO_ALL),  # fmt: skip
+        Scenario(
+            "b", "asyncio, 100 tasks, pool 10, sleep(0) held", "asyncio", 10, 100, True, ASYNCIO_ALL
+        ),
         Scenario("c", "threads, 1 thread, pool 10", "threads", 10, 1, False, THREADS_1),
-        Scenario("d", "threads, 8 threads, pool 4, sleep(0) held", "threads", 4, 8, True,
-                 THREADS_8),  # fmt: skip
+        Scenario(
+            "d", "threads, 8 threads, pool 4, sleep(0) held", "threads", 4, 8, True, THREADS_8
+        ),
         Scenario("e", "threads, 8 threads, pool 8", "threads", 8, 8, False, THREADS_8),
         Scenario("f-a", "trio, 1 task, pool 10", "trio", 10, 1, False, TRIO_ALL),
-        Scenario("f-b", "trio, 100 tasks, pool 10, sleep(0) held", "trio", 10, 100, True,
-                 TRIO_ALL),  # fmt: skip
+        Scenario("f-b", "trio, 100 tasks, pool 10, sleep(0) held", "trio", 10, 100, True, TRIO_ALL),
     ]
     g = "growth"
     growth_scenarios = [
-        Scenario("h-idle-asyncio-10", "asyncio, 1 task, 10 idle", "asyncio", 10, 1, False,
-                 ASYNCIO_GROWTH, g),  # fmt: skip
-        Scenario(f"h-idle-asyncio-{big}", f"asyncio, 1 task, {big:,} idle", "asyncio", big, 1,
-                 False, ASYNCIO_GROWTH, g),  # fmt: skip
-        Scenario("h-idle-threads-10", "threads, 1 thread, 10 idle", "threads", 10, 1, False,
-                 THREADS_GROWTH, g),  # fmt: skip
-        Scenario(f"h-idle-threads-{big}", f"threads, 1 thread, {big:,} idle", "threads", big, 1,
-                 False, THREADS_GROWTH, g),  # fmt: skip
-        Scenario("h-wait-asyncio-10", "asyncio, pool 10, 10 waiting", "asyncio", 10, 20, True,
-                 ASYNCIO_GROWTH, g),  # fmt: skip
-        Scenario(f"h-wait-asyncio-{waiters}", f"asyncio, pool 10, {waiters:,} waiting", "asyncio",
-                 10, 10 + waiters, True, ASYNCIO_GROWTH, g),  # fmt: skip
-        Scenario("h-wait-threads-10", "threads, pool 10, 10 waiting", "threads", 10, 20, True,
-                 THREADS_GROWTH, g),  # fmt: skip
-        Scenario(f"h-wait-threads-{tw}", f"threads, pool 10, {tw:,} waiting", "threads", 10,
-                 10 + tw, True, THREADS_GROWTH, g),  # fmt: skip
+        Scenario(
+            "h-idle-asyncio-10",
+            "asyncio, 1 task, 10 idle",
+            "asyncio",
+            10,
+            1,
+            False,
+            ASYNCIO_GROWTH,
+            g,
+        ),
+        Scenario(
+            f"h-idle-asyncio-{big}",
+            f"asyncio, 1 task, {big:,} idle",
+            "asyncio",
+            big,
+            1,
+            False,
+            ASYNCIO_GROWTH,
+            g,
+        ),
+        Scenario(
+            "h-idle-threads-10",
+            "threads, 1 thread, 10 idle",
+            "threads",
+            10,
+            1,
+            False,
+            THREADS_GROWTH,
+            g,
+        ),
+        Scenario(
+            f"h-idle-threads-{big}",
+            f"threads, 1 thread, {big:,} idle",
+            "threads",
+            big,
+            1,
+            False,
+            THREADS_GROWTH,
+            g,
+        ),
+        Scenario(
+            "h-wait-asyncio-10",
+            "asyncio, pool 10, 10 waiting",
+            "asyncio",
+            10,
+            20,
+            True,
+            ASYNCIO_GROWTH,
+            g,
+        ),
+        Scenario(
+            f"h-wait-asyncio-{waiters}",
+            f"asyncio, pool 10, {waiters:,} waiting",
+            "asyncio",
+            10,
+            10 + waiters,
+            True,
+            ASYNCIO_GROWTH,
+            g,
+        ),
+        Scenario(
+            "h-wait-threads-10",
+            "threads, pool 10, 10 waiting",
+            "threads",
+            10,
+            20,
+            True,
+            THREADS_GROWTH,
+            g,
+        ),
+        Scenario(
+            f"h-wait-threads-{tw}",
+            f"threads, pool 10, {tw:,} waiting",
+            "threads",
+            10,
+            10 + tw,
+            True,
+            THREADS_GROWTH,
+            g,
+        ),
     ]
     growths = [
-        Growth("h-idle-asyncio", f"asyncio: 10 vs {big:,} idle resources",
-               "h-idle-asyncio-10", f"h-idle-asyncio-{big}"),  # fmt: skip
-        Growth("h-idle-threads", f"threads: 10 vs {big:,} idle resources",
-               "h-idle-threads-10", f"h-idle-threads-{big}"),  # fmt: skip
-        Growth("h-wait-asyncio", f"asyncio: 10 vs {waiters:,} waiting tasks",
-               "h-wait-asyncio-10", f"h-wait-asyncio-{waiters}"),  # fmt: skip
-        Growth("h-wait-threads", f"threads: 10 vs {tw:,} waiting threads",
-               "h-wait-threads-10", f"h-wait-threads-{tw}"),  # fmt: skip
+        Growth(
+            "h-idle-asyncio",
+            f"asyncio: 10 vs {big:,} idle resources",
+            "h-idle-asyncio-10",
+            f"h-idle-asyncio-{big}",
+        ),
+        Growth(
+            "h-idle-threads",
+            f"threads: 10 vs {big:,} idle resources",
+            "h-idle-threads-10",
+            f"h-idle-threads-{big}",
+        ),
+        Growth(
+            "h-wait-asyncio",
+            f"asyncio: 10 vs {waiters:,} waiting tasks",
+            "h-wait-asyncio-10",
+            f"h-wait-asyncio-{waiters}",
+        ),
+        Growth(
+            "h-wait-threads",
+            f"threads: 10 vs {tw:,} waiting threads",
+            "h-wait-threads-10",
+            f"h-wait-threads-{tw}",
+        ),
     ]
     return main + growth_scenarios, growths
 
@@ -246,7 +339,9 @@ def _n_for(elapsed: float, probe: int, cfg: Config) -> int:
     return max(100, int(probe * cfg.single_seconds / max(elapsed, 1e-9)))
 
 
-async def measure_async(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> tuple[int, float]:
+async def measure_async(
+    scn: Scenario, c: Contender, cfg: Config, n: int | None
+) -> tuple[int, float]:
     """Build, run, close; return (ops, seconds); ``n is None``: calibrate first."""
     factory = Factory()
     handle = await c.build(scn.pool_size, factory)
@@ -310,9 +405,7 @@ async def _window_asyncio(
     return c1 - c0, t1 - t0
 
 
-async def _window_trio(
-    scn: Scenario, c: Contender, cfg: Config, handle: Any
-) -> tuple[int, float]:
+async def _window_trio(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> tuple[int, float]:
     import trio
 
     state = State()
@@ -417,9 +510,7 @@ def _window_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> tu
 
 def _check_size(scn: Scenario, factory: Factory, result: tuple[int, float]) -> None:
     if factory.created > scn.pool_size:
-        raise Oversize(
-            f"made {factory.created} resources for a pool of {scn.pool_size}", *result
-        )
+        raise Oversize(f"made {factory.created} resources for a pool of {scn.pool_size}", *result)
 
 
 class Oversize(Exception):
@@ -520,13 +611,16 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
         if reason is not None:
             skipped.add(family)
             notes.append(f"skipped: {reason}")
+    no_trio = missing("trio")
+    if no_trio is not None:
+        notes.append(f"skipped the trio scenarios: {no_trio}")
     for note in notes:
         log(note)
 
     active: list[tuple[Scenario, list[Contender]]] = []
     for scn in all_scenarios:
-        if scn.library == "trio" and "trio" in skipped:
-            continue  # respool on trio needs trio too
+        if scn.library == "trio" and no_trio is not None:
+            continue
         rows = [BY_KEY[k] for k in scn.contenders if BY_KEY[k].family not in skipped]
         if rows:
             active.append((scn, rows))
@@ -577,15 +671,31 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
             error = None
         except Exception as exc:
             value, error = None, repr(exc)
-        memory.append({"contender": key, "label": c.label, "library": c.library,
-                       "bytes_per_resource": value, "error": error})  # fmt: skip
+        memory.append(
+            {
+                "contender": key,
+                "label": c.label,
+                "library": c.library,
+                "bytes_per_resource": value,
+                "error": error,
+            }
+        )
 
     return assemble(cfg, active, cases, growths, memory, notes, bench_seconds)
 
 
 def _versions() -> dict[str, str]:
-    names = ["respool", "anyio", "trio", "attrs", "escudeiro", "asyncio-connection-pool",
-             "generic-connection-pool", "SQLAlchemy", "matplotlib"]  # fmt: skip
+    names = [
+        "respool",
+        "anyio",
+        "trio",
+        "attrs",
+        "escudeiro",
+        "asyncio-connection-pool",
+        "generic-connection-pool",
+        "SQLAlchemy",
+        "matplotlib",
+    ]
     found = {}
     for name in names:
         try:
@@ -606,9 +716,13 @@ def _machine() -> dict[str, Any]:
         pass
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-            check=False, timeout=5,
-        ).stdout.strip()  # fmt: skip
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return {
@@ -636,11 +750,19 @@ def assemble(
         entries = []
         for c in rows:
             case = cases[(scn.id, c.key)]
-            entries.append({
-                "contender": c.key, "label": c.label, "family": c.family, "kind": c.kind,
-                "api": c.api, "ops_per_s": case.median, "samples": case.samples,
-                "error": case.error, "invalid": case.invalid,
-            })  # fmt: skip
+            entries.append(
+                {
+                    "contender": c.key,
+                    "label": c.label,
+                    "family": c.family,
+                    "kind": c.kind,
+                    "api": c.api,
+                    "ops_per_s": case.median,
+                    "samples": case.samples,
+                    "error": case.error,
+                    "invalid": case.invalid,
+                }
+            )
         valid_peers = [e for e in entries if e["kind"] == "peer" and _usable(e)]
         best = max(valid_peers, key=lambda e: e["ops_per_s"], default=None)
         floor = next((e for e in entries if e["kind"] == "floor" and _usable(e)), None)
@@ -668,12 +790,20 @@ def assemble(
             ratio = None
             if _usable(s_row) and _usable(l_row):
                 ratio = l_row["ops_per_s"] / s_row["ops_per_s"]
-            rows.append({"contender": s_row["contender"], "label": s_row["label"],
-                         "kind": s_row["kind"], "small": s_row["ops_per_s"],
-                         "large": l_row["ops_per_s"], "ratio": ratio,
-                         "error": s_row["error"] or l_row["error"]})  # fmt: skip
-        out_growth.append({"id": g.id, "title": g.title, "small": g.small, "large": g.large,
-                           "rows": rows})  # fmt: skip
+            rows.append(
+                {
+                    "contender": s_row["contender"],
+                    "label": s_row["label"],
+                    "kind": s_row["kind"],
+                    "small": s_row["ops_per_s"],
+                    "large": l_row["ops_per_s"],
+                    "ratio": ratio,
+                    "error": s_row["error"] or l_row["error"],
+                }
+            )
+        out_growth.append(
+            {"id": g.id, "title": g.title, "small": g.small, "large": g.large, "rows": rows}
+        )
 
     results: dict[str, Any] = {
         "meta": {
@@ -706,41 +836,74 @@ GROWTH_TARGET = 0.8
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
-    def add(name: str, value: float | None, threshold: float, detail: str = "",
-            lower_is_better: bool = False) -> None:  # fmt: skip
+    def add(
+        name: str,
+        value: float | None,
+        threshold: float,
+        detail: str = "",
+        lower_is_better: bool = False,
+    ) -> None:
         if value is None:
             status = "SKIP"
         elif lower_is_better:
             status = "PASS" if value <= threshold else "FAIL"
         else:
             status = "PASS" if value >= threshold else "FAIL"
-        out.append({"name": name, "value": value, "threshold": threshold, "status": status,
-                    "detail": detail, "lower_is_better": lower_is_better})  # fmt: skip
+        out.append(
+            {
+                "name": name,
+                "value": value,
+                "threshold": threshold,
+                "status": status,
+                "detail": detail,
+                "lower_is_better": lower_is_better,
+            }
+        )
 
     for scn in results["scenarios"]:
         respool_rows = [r for r in scn["rows"] if r["kind"] == "respool"]
         if scn["id"] in PEER_TARGET_SCENARIOS:
             best = scn["best_peer"]
             for r in respool_rows:
-                add(f"{scn['id']} ({scn['title']}): {r['label']} vs best peer",
-                    r["vs_best_peer"], 1.0, f"best peer: {_label(best)}")  # fmt: skip
+                add(
+                    f"{scn['id']} ({scn['title']}): {r['label']} vs best peer",
+                    r["vs_best_peer"],
+                    1.0,
+                    f"best peer: {_label(best)}",
+                )
         if scn["id"] in FLOOR_TARGETS:
             for r in respool_rows:
-                add(f"{scn['id']} ({scn['title']}): {r['label']} vs floor",
-                    r["vs_floor"], FLOOR_TARGETS[scn["id"]], f"floor: {_label(scn['floor'])}")  # fmt: skip
+                add(
+                    f"{scn['id']} ({scn['title']}): {r['label']} vs floor",
+                    r["vs_floor"],
+                    FLOOR_TARGETS[scn["id"]],
+                    f"floor: {_label(scn['floor'])}",
+                )
     for g in results["growth"]:
         for r in g["rows"]:
             if r["kind"] == "respool":
                 add(f"growth {g['title']}: {r['label']}", r["ratio"], GROWTH_TARGET)
     mem = {m["contender"]: m["bytes_per_resource"] for m in results["memory"]}
-    for ours, theirs in (("respool-async", "escudeiro-async"),
-                         ("respool-threads", "escudeiro-threads")):  # fmt: skip
+    for ours, theirs in (
+        ("respool-async", "escudeiro-async"),
+        ("respool-threads", "escudeiro-threads"),
+    ):
         if mem.get(ours) is not None and mem.get(theirs) is not None:
-            add(f"memory per idle resource: {_label(ours)} vs {_label(theirs)}",
-                mem[ours], mem[theirs], "bytes", lower_is_better=True)  # fmt: skip
+            add(
+                f"memory per idle resource: {_label(ours)} vs {_label(theirs)}",
+                mem[ours],
+                mem[theirs],
+                "bytes",
+                lower_is_better=True,
+            )
         else:
-            add(f"memory per idle resource: {_label(ours)} vs {_label(theirs)}", None, 0.0,
-                "not measured", lower_is_better=True)  # fmt: skip
+            add(
+                f"memory per idle resource: {_label(ours)} vs {_label(theirs)}",
+                None,
+                0.0,
+                "not measured",
+                lower_is_better=True,
+            )
     return out
 
 
@@ -752,46 +915,79 @@ def _label(key: str | None) -> str:
 
 
 FAMILY_ALIASES = {
-    "floors": "floor", "acp": "asyncio-connection-pool", "gcp": "generic-connection-pool",
-    "escudeiro": "escudeiro", "sqlalchemy": "sqlalchemy", "respool": "respool", "floor": "floor",
-    "asyncio-connection-pool": "asyncio-connection-pool", "trio": "trio",
+    "floors": "floor",
+    "acp": "asyncio-connection-pool",
+    "gcp": "generic-connection-pool",
+    "escudeiro": "escudeiro",
+    "sqlalchemy": "sqlalchemy",
+    "respool": "respool",
+    "floor": "floor",
+    "asyncio-connection-pool": "asyncio-connection-pool",
     "generic-connection-pool": "generic-connection-pool",
-}  # fmt: skip
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
-    p.add_argument("--quick", action="store_true",
-                   help="short smoke run: 1 round, tiny windows, small growth sizes; "
-                        "writes no file unless a path is given")  # fmt: skip
-    p.add_argument("--pools", default=None,
-                   help="comma-separated families to run: respool, floors, escudeiro, acp, gcp, "
-                        "sqlalchemy, trio (default: all installed)")  # fmt: skip
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="short smoke run: 1 round, tiny windows, small growth sizes; "
+        "writes no file unless a path is given",
+    )
+    p.add_argument(
+        "--pools",
+        default=None,
+        help="comma-separated families to run: respool, floors, escudeiro, acp, gcp, "
+        "sqlalchemy (default: all installed)",
+    )
     p.add_argument("--json", default=None, help="results file (default benchmarks/results.json)")
-    p.add_argument("--markdown", default=None,
-                   help="markdown file whose results block (between <!-- results:start --> and "
-                        "<!-- results:end -->) is rewritten (default docs/performance.md)")  # fmt: skip
+    p.add_argument(
+        "--markdown",
+        default=None,
+        help="markdown file whose results block (between <!-- results:start --> and "
+        "<!-- results:end -->) is rewritten (default docs/performance.md)",
+    )
     p.add_argument("--chart", default=None, help="bar chart PNG (default docs/performance.png)")
     p.add_argument("--no-output", action="store_true", help="print only, write no file")
     p.add_argument("--idle-large", type=int, default=None, help="idle resources (default 10000)")
     p.add_argument("--waiters", type=int, default=None, help="waiting tasks (default 5000)")
-    p.add_argument("--thread-waiters", type=int, default=None,
-                   help="waiting threads (default: same as --waiters)")  # fmt: skip
+    p.add_argument(
+        "--thread-waiters",
+        type=int,
+        default=None,
+        help="waiting threads (default: same as --waiters)",
+    )
     p.add_argument("--window", type=float, default=None, help="seconds per multi-caller run")
-    p.add_argument("--single-seconds", type=float, default=None,
-                   help="seconds per single-caller run")  # fmt: skip
-    p.add_argument("--memory-resources", type=int, default=None,
-                   help="resources for the memory measurement (default 10000)")  # fmt: skip
+    p.add_argument(
+        "--single-seconds", type=float, default=None, help="seconds per single-caller run"
+    )
+    p.add_argument(
+        "--memory-resources",
+        type=int,
+        default=None,
+        help="resources for the memory measurement (default 10000)",
+    )
     return p.parse_args(argv)
 
 
 def make_config(args: argparse.Namespace) -> Config:
     cfg = Config()
     if args.quick:
-        cfg = Config(rounds=1, single_seconds=0.01, probe_ops=200, window=0.02, max_window=0.2, warmup=0.005,
-                     idle_large=1000, waiters_large=200, thread_waiters_large=200,
-                     memory_resources=1000, quick=True)  # fmt: skip
+        cfg = Config(
+            rounds=1,
+            single_seconds=0.01,
+            probe_ops=200,
+            window=0.02,
+            max_window=0.2,
+            warmup=0.005,
+            idle_large=1000,
+            waiters_large=200,
+            thread_waiters_large=200,
+            memory_resources=1000,
+            quick=True,
+        )
     if args.rounds is not None:
         cfg.rounds = max(1, args.rounds)
     if args.idle_large is not None:
@@ -835,8 +1031,10 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    log(f"respool benchmark on Python {platform.python_version()}: {cfg.rounds} round(s)"
-        + (" (quick)" if cfg.quick else ""))  # fmt: skip
+    log(
+        f"respool benchmark on Python {platform.python_version()}: {cfg.rounds} round(s)"
+        + (" (quick)" if cfg.quick else "")
+    )
     results = run(cfg, families, log)
     print(report.text(results))
     if json_path is not None:

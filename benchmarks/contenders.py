@@ -320,7 +320,7 @@ CONTENDERS: list[Contender] = [
        "acquire/release", "pair", build_respool_async),
     _c("respool-trio-lease", "respool AsyncPool lease()", "respool", "respool", "trio",
        "lease()", "cm", build_respool_async),
-    _c("trio-channel", "trio memory channel (floor)", "trio", "floor", "trio",
+    _c("trio-channel", "trio memory channel (floor)", "floor", "floor", "trio",
        "receive/send", "pair", build_trio_channel),
     # threads
     _c("respool-threads", "respool Pool acquire/release", "respool", "respool", "threads",

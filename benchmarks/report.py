@@ -53,8 +53,10 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     right = {i for i, h in enumerate(head) if h not in ("Pool", "API", "note", "Growth")}
 
     def fmt(cells: list[str]) -> str:
-        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
-                 enumerate(zip(cells, widths))]  # fmt: skip
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
         return "  " + "  ".join(parts).rstrip()
 
     return [fmt(head), "  " + "  ".join("-" * w for w in widths), *map(fmt, rows)]
@@ -75,14 +77,26 @@ def text(results: dict[str, Any]) -> str:
         lines += _table(MAIN_HEAD, [_row_cells(r) for r in scn["rows"]])
     if results["growth"]:
         lines += ["", "[h] growth (large / small throughput)"]
-        rows = [[g["title"], r["label"], _ops(r["small"]), _ops(r["large"]), _x(r["ratio"]),
-                 r["error"] or ""] for g in results["growth"] for r in g["rows"]]  # fmt: skip
+        rows = [
+            [
+                g["title"],
+                r["label"],
+                _ops(r["small"]),
+                _ops(r["large"]),
+                _x(r["ratio"]),
+                r["error"] or "",
+            ]
+            for g in results["growth"]
+            for r in g["rows"]
+        ]
         lines += _table(["Growth", "Pool", "small ops/s", "large ops/s", "ratio", "note"], rows)
     if results["memory"]:
         n = results["meta"]["config"]["memory_resources"]
         lines += ["", f"[i] memory per idle resource ({n:,} idle, tracemalloc)"]
-        rows = [[m["label"], m["library"], _bytes(m["bytes_per_resource"]), m["error"] or ""]
-                for m in results["memory"]]  # fmt: skip
+        rows = [
+            [m["label"], m["library"], _bytes(m["bytes_per_resource"]), m["error"] or ""]
+            for m in results["memory"]
+        ]
         lines += _table(["Pool", "API", "bytes", "note"], rows)
     lines += ["", "targets"]
     lines += [f"  {_target_line(t)}" for t in results["targets"]]
@@ -112,9 +126,26 @@ def _target_line(t: dict[str, Any]) -> str:
 
 def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(head) + " |"]
-    out.append("|" + "|".join("---:" if h in ("ops/s", "spread", "vs best peer", "vs floor",
-                                               "small ops/s", "large ops/s", "ratio", "bytes")
-                              else "---" for h in head) + "|")  # fmt: skip
+    out.append(
+        "|"
+        + "|".join(
+            "---:"
+            if h
+            in (
+                "ops/s",
+                "spread",
+                "vs best peer",
+                "vs floor",
+                "small ops/s",
+                "large ops/s",
+                "ratio",
+                "bytes",
+            )
+            else "---"
+            for h in head
+        )
+        + "|"
+    )
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return out
 
@@ -145,14 +176,19 @@ def markdown(results: dict[str, Any]) -> str:
     lines += _md_table(["Scenario", *MAIN_HEAD], rows)
     if results["growth"]:
         lines += ["", "### Growth (throughput with many idle / many waiting, over few)", ""]
-        rows = [[g["title"], r["label"], _ops(r["small"]), _ops(r["large"]), _x(r["ratio"])]
-                for g in results["growth"] for r in g["rows"]]  # fmt: skip
+        rows = [
+            [g["title"], r["label"], _ops(r["small"]), _ops(r["large"]), _x(r["ratio"])]
+            for g in results["growth"]
+            for r in g["rows"]
+        ]
         lines += _md_table(["Growth", "Pool", "small ops/s", "large ops/s", "ratio"], rows)
     if results["memory"]:
         n = meta["config"]["memory_resources"]
         lines += ["", f"### Memory per idle resource ({n:,} idle resources, tracemalloc)", ""]
-        rows = [[x["label"], x["library"], _bytes(x["bytes_per_resource"]), x["error"] or ""]
-                for x in results["memory"]]  # fmt: skip
+        rows = [
+            [x["label"], x["library"], _bytes(x["bytes_per_resource"]), x["error"] or ""]
+            for x in results["memory"]
+        ]
         lines += _md_table(["Pool", "API", "bytes", "note"], rows)
     lines += ["", "### Targets", ""]
     lines += [f"- {_target_line(t)}" for t in results["targets"]]
@@ -175,24 +211,43 @@ def update_markdown(path: Path, block: str) -> None:
 # -- chart -----------------------------------------------------------------------------
 
 COLORS = {
-    "respool-async": "#1f4e99", "respool-threads": "#1f4e99", "respool-trio": "#1f4e99",
-    "respool-async-lease": "#6b9bd8", "respool-threads-lease": "#6b9bd8",
+    "respool-async": "#1f4e99",
+    "respool-threads": "#1f4e99",
+    "respool-trio": "#1f4e99",
+    "respool-async-lease": "#6b9bd8",
+    "respool-threads-lease": "#6b9bd8",
     "respool-trio-lease": "#6b9bd8",
-    "escudeiro-async": "#e08a1e", "escudeiro-threads": "#e08a1e",
-    "acp": "#3c9a3c", "gcp-async": "#8e5bb5", "gcp-threads": "#8e5bb5",
-    "sqlalchemy": "#c23b3b", "sqlalchemy-lifo": "#e88c8c",
-    "asyncio-lifoqueue": "#9a9a9a", "queue-lifoqueue": "#9a9a9a", "trio-channel": "#9a9a9a",
-}  # fmt: skip
+    "escudeiro-async": "#e08a1e",
+    "escudeiro-threads": "#e08a1e",
+    "acp": "#3c9a3c",
+    "gcp-async": "#8e5bb5",
+    "gcp-threads": "#8e5bb5",
+    "sqlalchemy": "#c23b3b",
+    "sqlalchemy-lifo": "#e88c8c",
+    "asyncio-lifoqueue": "#9a9a9a",
+    "queue-lifoqueue": "#9a9a9a",
+    "trio-channel": "#9a9a9a",
+}
 LEGEND = {
-    "respool-async": "respool acquire/release", "respool-async-lease": "respool lease()",
-    "escudeiro-async": "escudeiro", "acp": "asyncio-connection-pool",
-    "gcp-async": "generic-connection-pool", "sqlalchemy": "SQLAlchemy QueuePool",
-    "sqlalchemy-lifo": "SQLAlchemy QueuePool lifo", "asyncio-lifoqueue": "floor (bare queue/channel)",
-}  # fmt: skip
-SAME = {"respool-threads": "respool-async", "respool-trio": "respool-async",
-        "respool-threads-lease": "respool-async-lease", "respool-trio-lease": "respool-async-lease",
-        "escudeiro-threads": "escudeiro-async", "gcp-threads": "gcp-async",
-        "queue-lifoqueue": "asyncio-lifoqueue", "trio-channel": "asyncio-lifoqueue"}  # fmt: skip
+    "respool-async": "respool acquire/release",
+    "respool-async-lease": "respool lease()",
+    "escudeiro-async": "escudeiro",
+    "acp": "asyncio-connection-pool",
+    "gcp-async": "generic-connection-pool",
+    "sqlalchemy": "SQLAlchemy QueuePool",
+    "sqlalchemy-lifo": "SQLAlchemy QueuePool lifo",
+    "asyncio-lifoqueue": "floor (bare queue/channel)",
+}
+SAME = {
+    "respool-threads": "respool-async",
+    "respool-trio": "respool-async",
+    "respool-threads-lease": "respool-async-lease",
+    "respool-trio-lease": "respool-async-lease",
+    "escudeiro-threads": "escudeiro-async",
+    "gcp-threads": "gcp-async",
+    "queue-lifoqueue": "asyncio-lifoqueue",
+    "trio-channel": "asyncio-lifoqueue",
+}
 
 
 def chart(results: dict[str, Any], path: Path) -> str | None:
@@ -206,9 +261,7 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
         return "skipped the chart: matplotlib is not installed (pip install -e '.[bench]')"
 
     main = [s for s in results["scenarios"] if s["group"] == "main"]
-    fig, axes = plt.subplots(
-        3, 1, figsize=(12, 13), gridspec_kw={"height_ratios": [3, 1.6, 1.3]}
-    )
+    fig, axes = plt.subplots(3, 1, figsize=(12, 13), gridspec_kw={"height_ratios": [3, 1.6, 1.3]})
     ax = axes[0]
     width = 0.11
     seen: set[str] = set()
@@ -220,19 +273,35 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
         for ri, r in enumerate(rows):
             key = SAME.get(r["contender"], r["contender"])
             hatch = "//" if (r["invalid"] or r["error"]) else None
-            bar = ax.bar(start + ri * width, r["ops_per_s"], width, color=COLORS[r["contender"]],
-                         hatch=hatch, edgecolor="white" if hatch else None,
-                         label=LEGEND[key] if key not in seen else None)  # fmt: skip
+            bar = ax.bar(
+                start + ri * width,
+                r["ops_per_s"],
+                width,
+                color=COLORS[r["contender"]],
+                hatch=hatch,
+                edgecolor="white" if hatch else None,
+                label=LEGEND[key] if key not in seen else None,
+            )
             seen.add(key)
             if r["kind"] == "respool" and r["vs_best_peer"]:
-                ax.annotate(f"{r['vs_best_peer']:.2f}x", (bar[0].get_x() + width / 2,
-                            r["ops_per_s"]), ha="center", va="bottom", fontsize=6.5,
-                            rotation=90, xytext=(0, 2), textcoords="offset points")  # fmt: skip
+                ax.annotate(
+                    f"{r['vs_best_peer']:.2f}x",
+                    (bar[0].get_x() + width / 2, r["ops_per_s"]),
+                    ha="center",
+                    va="bottom",
+                    fontsize=6.5,
+                    rotation=90,
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                )
     ax.set_yscale("log")
     ax.set_xticks(range(len(main)), ticks, fontsize=8)
     ax.set_ylabel("ops/s (log scale; acquire + release)")
-    ax.set_title("Throughput per scenario (median of rounds; respool bars labelled with "
-                 "respool / best peer; hatched: pool broke its size)", fontsize=10)  # fmt: skip
+    ax.set_title(
+        "Throughput per scenario (median of rounds; respool bars labelled with "
+        "respool / best peer; hatched: pool broke its size)",
+        fontsize=10,
+    )
     ax.grid(axis="y", which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=4, loc="upper right")
     ax.set_ylim(top=ax.get_ylim()[1] * 3)
@@ -253,8 +322,14 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
         ax.axvline(0.8, color="black", linestyle="--", linewidth=1, label="target 0.8")
         ax.axvline(1.0, color="gray", linewidth=0.8)
         for i, value in enumerate(values):
-            ax.annotate(f"{value:.2f}", (value, i), va="center", fontsize=7, xytext=(3, 0),
-                        textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                f"{value:.2f}",
+                (value, i),
+                va="center",
+                fontsize=7,
+                xytext=(3, 0),
+                textcoords="offset points",
+            )
         ax.set_xlim(0, max(1.2, max(values) * 1.15))
         ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Growth: throughput with many idle / many waiting over few", fontsize=10)
@@ -262,21 +337,33 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
     ax = axes[2]
     mem = [m for m in results["memory"] if m["bytes_per_resource"] is not None]
     if mem:
-        ax.barh(range(len(mem)), [m["bytes_per_resource"] for m in mem],
-                color=[COLORS[m["contender"]] for m in mem])  # fmt: skip
+        ax.barh(
+            range(len(mem)),
+            [m["bytes_per_resource"] for m in mem],
+            color=[COLORS[m["contender"]] for m in mem],
+        )
         ax.set_yticks(range(len(mem)), [m["label"] for m in mem], fontsize=7.5)
         ax.invert_yaxis()
         for i, m in enumerate(mem):
-            ax.annotate(f"{m['bytes_per_resource']:.0f} B", (m["bytes_per_resource"], i),
-                        va="center", fontsize=7, xytext=(3, 0), textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                f"{m['bytes_per_resource']:.0f} B",
+                (m["bytes_per_resource"], i),
+                va="center",
+                fontsize=7,
+                xytext=(3, 0),
+                textcoords="offset points",
+            )
         ax.set_xlim(0, max(m["bytes_per_resource"] for m in mem) * 1.15)
     n = results["meta"]["config"]["memory_resources"]
     ax.set_title(f"Bytes per idle pooled resource ({n:,} idle; lower is better)", fontsize=10)
 
     meta = results["meta"]
     m = meta["machine"]
-    fig.suptitle(f"respool benchmark - Python {m['python']}, {m['cpus']} CPUs, "
-                 f"commit {m['commit'] or '?'}, {meta['date'][:10]}", fontsize=11)  # fmt: skip
+    fig.suptitle(
+        f"respool benchmark - Python {m['python']}, {m['cpus']} CPUs, "
+        f"commit {m['commit'] or '?'}, {meta['date'][:10]}",
+        fontsize=11,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
