@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import datetime
 import gc
+import itertools
 import json
 import os
 import platform
@@ -75,6 +76,7 @@ class Config:
     window: float = 0.4  # measured window of a multi-caller run (at least)
     max_window: float = 3.0
     warmup: float = 0.08
+    slices: int = 5  # each measurement is timed in slices; its sample is the best slice
     drain_timeout: float = 10.0
     idle_large: int = 10_000
     waiters_large: int = 5_000
@@ -339,10 +341,17 @@ def _n_for(elapsed: float, probe: int, cfg: Config) -> int:
     return max(100, int(probe * cfg.single_seconds / max(elapsed, 1e-9)))
 
 
-async def measure_async(
-    scn: Scenario, c: Contender, cfg: Config, n: int | None
-) -> tuple[int, float]:
-    """Build, run, close; return (ops, seconds); ``n is None``: calibrate first."""
+@dataclass
+class Measured:
+    """One measurement: ``ops`` in ``seconds`` overall, and its best slice's rate."""
+
+    ops: int
+    seconds: float
+    best: float  # ops/s of the least disturbed of the measurement's slices
+
+
+async def measure_async(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> Measured:
+    """Build, run, close; ``n is None``: calibrate the op count first."""
     factory = Factory()
     handle = await c.build(scn.pool_size, factory)
     try:
@@ -358,9 +367,13 @@ async def measure_async(
             else:
                 await run(max(10, n // 50))  # warm
             gc.collect()
-            t0 = perf_counter()
-            await run(n)
-            result = (n, perf_counter() - t0)
+            chunk = max(1, n // cfg.slices)
+            times = []
+            for _ in range(cfg.slices):
+                t0 = perf_counter()
+                await run(chunk)
+                times.append(perf_counter() - t0)
+            result = Measured(chunk * cfg.slices, sum(times), chunk / min(times))
         elif scn.library == "asyncio":
             result = await _window_asyncio(scn, c, cfg, handle)
         else:
@@ -376,23 +389,37 @@ def _worker_args(c: Contender, handle: Any) -> tuple[Any, ...]:
     return (handle.acquire, handle.release) if c.style == "pair" else (handle.lease,)
 
 
-async def _window_asyncio(
-    scn: Scenario, c: Contender, cfg: Config, handle: Any
-) -> tuple[int, float]:
+def _slice_rate(marks: list[tuple[int, float]]) -> Measured:
+    """From (count, time) marks at the window's start and slice ends."""
+    rates = [(c1 - c0) / (t1 - t0) for (c0, t0), (c1, t1) in itertools.pairwise(marks) if t1 > t0]
+    (first, begin), (last, end) = marks[0], marks[-1]
+    return Measured(last - first, end - begin, max(rates, default=0.0))
+
+
+async def _window_async(
+    scn: Scenario, cfg: Config, state: State, sleep: Callable[[float], Any]
+) -> Measured:
+    begun = perf_counter()
+    await sleep(cfg.warmup)
+    while state.count < scn.callers and perf_counter() - begun < cfg.drain_timeout:
+        await sleep(0.005)
+    marks = [(state.count, perf_counter())]
+    window = _window_for(cfg, scn.callers, marks[0][0], marks[0][1] - begun)
+    for _ in range(cfg.slices):
+        await sleep(window / cfg.slices)
+        marks.append((state.count, perf_counter()))
+    state.stop = True
+    return _slice_rate(marks)
+
+
+async def _window_asyncio(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Measured:
     state = State()
     hold = partial(asyncio.sleep, 0)
     worker = worker_pair if c.style == "pair" else worker_cm
     args = _worker_args(c, handle)
     gc.collect()
     tasks = [asyncio.create_task(worker(*args, hold, state)) for _ in range(scn.callers)]
-    begun = perf_counter()
-    await asyncio.sleep(cfg.warmup)
-    while state.count < scn.callers and perf_counter() - begun < cfg.drain_timeout:
-        await asyncio.sleep(0.005)
-    c0, t0 = state.count, perf_counter()
-    await asyncio.sleep(_window_for(cfg, scn.callers, c0, t0 - begun))
-    c1, t1 = state.count, perf_counter()
-    state.stop = True
+    result = await _window_async(scn, cfg, state, asyncio.sleep)
     done, pending = await asyncio.wait(tasks, timeout=cfg.drain_timeout)
     for task in pending:
         task.cancel()
@@ -402,10 +429,10 @@ async def _window_asyncio(
     for task in done:
         if task.exception() is not None:
             raise BenchError(repr(task.exception()))
-    return c1 - c0, t1 - t0
+    return result
 
 
-async def _window_trio(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> tuple[int, float]:
+async def _window_trio(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Measured:
     import trio
 
     state = State()
@@ -418,23 +445,16 @@ async def _window_trio(scn: Scenario, c: Contender, cfg: Config, handle: Any) ->
             async with trio.open_nursery() as nursery:
                 for _ in range(scn.callers):
                     nursery.start_soon(worker, *args, hold, state)
-                begun = perf_counter()
-                await trio.sleep(cfg.warmup)
-                while state.count < scn.callers and perf_counter() - begun < cfg.drain_timeout:
-                    await trio.sleep(0.005)
-                c0, t0 = state.count, perf_counter()
-                await trio.sleep(_window_for(cfg, scn.callers, c0, t0 - begun))
-                c1, t1 = state.count, perf_counter()
-                state.stop = True
+                result = await _window_async(scn, cfg, state, trio.sleep)
                 scope.deadline = trio.current_time() + cfg.drain_timeout
         except Exception as exc:
             raise BenchError(repr(exc)) from exc
     if scope.cancelled_caught:
         raise BenchError(f"tasks still blocked {cfg.drain_timeout:g}s after stop")
-    return c1 - c0, t1 - t0
+    return result
 
 
-def measure_threads(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> tuple[int, float]:
+def measure_threads(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> Measured:
     factory = Factory()
     handle = c.build(scn.pool_size, factory)
     try:
@@ -450,9 +470,13 @@ def measure_threads(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> 
             else:
                 run(max(10, n // 50))
             gc.collect()
-            t0 = perf_counter()
-            run(n)
-            result = (n, perf_counter() - t0)
+            chunk = max(1, n // cfg.slices)
+            times = []
+            for _ in range(cfg.slices):
+                t0 = perf_counter()
+                run(chunk)
+                times.append(perf_counter() - t0)
+            result = Measured(chunk * cfg.slices, sum(times), chunk / min(times))
         else:
             result = _window_threads(scn, c, cfg, handle)
     finally:
@@ -462,7 +486,7 @@ def measure_threads(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> 
     return result
 
 
-def _window_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> tuple[int, float]:
+def _window_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Measured:
     state = State(scn.callers)
     hold = time.sleep if scn.hold else None
     if c.style == "pair":
@@ -493,9 +517,11 @@ def _window_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> tu
     time.sleep(cfg.warmup)
     while sum(state.counts) < scn.callers and perf_counter() - begun < cfg.drain_timeout:
         time.sleep(0.005)
-    c0, t0 = sum(state.counts), perf_counter()
-    time.sleep(_window_for(cfg, scn.callers, c0, t0 - begun))
-    c1, t1 = sum(state.counts), perf_counter()
+    marks = [(sum(state.counts), perf_counter())]
+    window = _window_for(cfg, scn.callers, marks[0][0], marks[0][1] - begun)
+    for _ in range(cfg.slices):
+        time.sleep(window / cfg.slices)
+        marks.append((sum(state.counts), perf_counter()))
     state.stop = True
     deadline = time.monotonic() + cfg.drain_timeout
     for thread in threads:
@@ -505,24 +531,23 @@ def _window_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> tu
         raise BenchError(repr(state.errors[0]))
     if alive:
         raise BenchError(f"{alive} threads still blocked {cfg.drain_timeout:g}s after stop")
-    return c1 - c0, t1 - t0
+    return _slice_rate(marks)
 
 
-def _check_size(scn: Scenario, factory: Factory, result: tuple[int, float]) -> None:
+def _check_size(scn: Scenario, factory: Factory, result: Measured) -> None:
     if factory.created > scn.pool_size:
-        raise Oversize(f"made {factory.created} resources for a pool of {scn.pool_size}", *result)
+        raise Oversize(f"made {factory.created} resources for a pool of {scn.pool_size}", result)
 
 
 class Oversize(Exception):
     """The pool made more resources than its size: measured, but not a fair number."""
 
-    def __init__(self, message: str, ops: int, seconds: float) -> None:
+    def __init__(self, message: str, result: Measured) -> None:
         super().__init__(message)
-        self.ops = ops
-        self.seconds = seconds
+        self.result = result
 
 
-def measure(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> tuple[int, float]:
+def measure(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> Measured:
     if scn.library == "asyncio":
         return asyncio.run(measure_async(scn, c, cfg, n))
     if scn.library == "trio":
@@ -590,7 +615,8 @@ def memory_per_resource(c: Contender, n: int) -> float:
 class Case:
     scenario: str
     contender: str
-    samples: list[float] = field(default_factory=list)
+    samples: list[float] = field(default_factory=list)  # best slice of each round
+    overall: list[float] = field(default_factory=list)  # whole measurement of each round
     error: str | None = None
     invalid: str | None = None  # measured, but the pool broke its size: not a fair number
 
@@ -638,12 +664,12 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
                     continue
                 key = (scn.id, c.key)
                 try:
-                    ops, seconds = measure(scn, c, cfg, calibration.get(key))
+                    result = measure(scn, c, cfg, calibration.get(key))
                 except Oversize as exc:
                     if case.invalid is None:
                         log(f"  {scn.id} {c.label}: {exc}")
                     case.invalid = str(exc)
-                    ops, seconds = exc.ops, exc.seconds
+                    result = exc.result
                 except BenchError as exc:
                     case.error = str(exc)
                     log(f"  {scn.id} {c.label}: {case.error}")
@@ -652,13 +678,14 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
                     case.error = repr(exc)
                     log(f"  {scn.id} {c.label}: {case.error}")
                     continue
-                if ops <= 0:
+                if result.ops <= 0:
                     case.error = "no op completed in the measured window (stalled)"
                     log(f"  {scn.id} {c.label}: {case.error}")
                     continue
                 if scn.callers == 1:
-                    calibration.setdefault(key, ops)
-                case.samples.append(ops / seconds)
+                    calibration.setdefault(key, result.ops)
+                case.samples.append(result.best)
+                case.overall.append(result.ops / result.seconds)
     bench_seconds = perf_counter() - started
 
     memory: list[dict[str, Any]] = []
@@ -759,6 +786,7 @@ def assemble(
                     "api": c.api,
                     "ops_per_s": case.median,
                     "samples": case.samples,
+                    "overall": case.overall,
                     "error": case.error,
                     "invalid": case.invalid,
                 }
