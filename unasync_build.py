@@ -46,6 +46,8 @@ NAMES = {
     # respool._types
     "AsyncFactory": "Factory",
     "AsyncReleaser": "Releaser",
+    "AsyncCheck": "Check",
+    "async_sleep_until": "sleep_until",
     # tests
     "AsyncResources": "Resources",
     "AsyncNursery": "Nursery",
@@ -62,6 +64,16 @@ PHRASES = [
     ),
     ("``async () -> T`` makes", "``() -> T`` makes"),
     ("``async (T) -> object`` closes", "``(T) -> object`` closes"),
+    ("``async (T) -> object`` tests", "``(T) -> object`` tests"),
+    ("``async (T) -> object`` runs", "``(T) -> object`` runs"),
+    (
+        "            one still running then is cancelled and its resource counted\n"
+        "            as closed.",
+        "            with it set, they run in a thread of their own, and one still\n"
+        "            running then is left behind: a releaser's resource counts as\n"
+        "            closed, a reset's is closed when the reset ends.",
+    ),
+    ("            TypeError: the factory or ``check`` is not async.\n", ""),
     (
         "    The pool can be built outside any event loop (say at module level); it\n"
         "    binds to the first loop that uses it, and use from another loop raises\n"
@@ -70,7 +82,7 @@ PHRASES = [
     ),
     (
         "        An idle resource is handed out without yielding to the event loop, so\n"
-        "        this is a checkpoint only when it waits or creates.\n",
+        "        this is a checkpoint only when it waits, checks or creates.\n",
         "        An idle resource is handed out without blocking on anything but the\n"
         "        pool's short internal lock.\n",
     ),
@@ -90,12 +102,21 @@ PHRASES = [
         "        next waiter, and a factory call under way joins the pool when done.\n",
     ),
     (
-        "        Never waits for anything but the releaser; cancellation does not\n"
-        "        interrupt the releaser (closing is cleanup and runs shielded), so the\n"
-        "        resource is returned or closed either way.  Only asyncio's own\n"
-        "        ``Task.cancel()`` gets through a shield: the releaser is then cut\n"
-        "        short, and the resource still counts as closed and frees its slot.\n",
-        "        Never waits for anything but the releaser.\n",
+        "        Never waits for anything but ``reset`` and the releaser, each bounded\n"
+        "        by ``cleanup_timeout`` if set; cancellation does not interrupt them\n"
+        "        (returning is cleanup and runs shielded), so the resource is returned\n"
+        "        or closed either way.  Only asyncio's own ``Task.cancel()`` gets\n"
+        "        through a shield: the call is then cut short, and the resource still\n"
+        "        counts as closed and frees its slot.\n",
+        "        Never waits for anything but ``reset`` and the releaser, each bounded\n"
+        "        by ``cleanup_timeout`` if set.\n",
+    ),
+    (
+        "error is logged and counted, never raised) and the slot goes at once\n"
+        "        to the oldest waiter, who creates a fresh resource in it.  Closing is\n"
+        "        cleanup and is not interrupted by cancellation.\n",
+        "error is logged and counted, never raised) and the slot goes at once\n"
+        "        to the oldest waiter, who creates a fresh resource in it.\n",
     ),
     (
         "        The resource is released when the block exits, also when the body\n"

@@ -158,7 +158,7 @@ def test_a_blocking_factory_cannot_overrun_the_timeout() -> None:
 
     pool = Pool(factory, None, pool_size=1)
     started = time.monotonic()
-    with pytest.raises(PoolTimeout, match="before the factory could create one"):
+    with pytest.raises(PoolTimeout, match="before the factory created one"):
         pool.acquire(timeout=0.1)
     assert time.monotonic() - started < 5
     assert pool.stats().creating == 1  # the slot stays taken while the call runs
@@ -184,6 +184,7 @@ def test_a_late_resource_goes_to_the_oldest_waiter() -> None:
         gate.set()
     assert [r.number for r in got] == [1]
     assert pool.stats().leased == 1
+    pool.release(got[0])
 
 
 def test_a_late_resource_after_dispose_is_closed() -> None:
@@ -213,9 +214,10 @@ def test_a_late_factory_error_frees_the_slot_and_is_reported() -> None:
     wait_until(lambda: pool.stats().creating == 0)
     assert pool.stats().size == 0
     assert pool.stats().create_errors == 1
-    with pytest.raises(ConnectionError):  # the slot is free again: a new call, a new error
-        pool.acquire(timeout=1)
-    assert pool.stats().create_errors == 2
+    with pytest.raises(PoolTimeout) as info:  # the slot is free again: new calls, new errors
+        pool.acquire(timeout=0.5)
+    assert isinstance(info.value.__cause__, ConnectionError)
+    assert pool.stats().create_errors >= 2
     assert pool.stats().size == 0
 
 

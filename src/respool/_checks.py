@@ -22,3 +22,11 @@ def check_seconds(name: str, value: object) -> float | None:
     if math.isnan(value) or value < 0:
         raise ValueError(f"{name} must be >= 0 seconds or None, got {value}")
     return float(value)
+
+
+def check_callable(name: str, value: object, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not callable(value):
+        none = " or None" if optional else ""
+        raise TypeError(f"{name} must be callable{none}, got {type(value).__name__}")

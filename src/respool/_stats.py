@@ -24,6 +24,10 @@ class PoolStats:
         timeouts: ``PoolTimeout`` errors raised.
         create_errors: factory calls that raised.
         close_errors: releaser calls that raised.
+        broken: resources closed as broken: a failed ``check`` or ``reset``,
+            or ``discard()``.
+        lost: leased resources garbage-collected without being released
+            (each also emitted a ``ResourceWarning``; its slot was recovered).
     """
 
     pool_size: int
@@ -38,6 +42,8 @@ class PoolStats:
     timeouts: int
     create_errors: int
     close_errors: int
+    broken: int = 0
+    lost: int = 0
 
     def __str__(self) -> str:
         return (

@@ -86,6 +86,19 @@ class Event:
         return self._lock.acquire(timeout=max(0.0, remaining))
 
 
+# -- pausing between retries ----------------------------------------------------
+
+
+async def async_sleep_until(deadline: float) -> None:
+    """Sleep until ``deadline``; cancellation of the calling task propagates."""
+    await anyio.sleep(max(0.0, deadline - time.monotonic()))
+
+
+def sleep_until(deadline: float) -> None:
+    """Block the calling thread until ``deadline``."""
+    time.sleep(max(0.0, deadline - time.monotonic()))
+
+
 # -- cleanup that cancellation must not interrupt -----------------------------
 
 
@@ -100,6 +113,10 @@ def Shield() -> contextlib.AbstractContextManager[Any]:
 
 
 # -- a call bounded by a deadline ----------------------------------------------
+
+
+class NotAwaitableError(TypeError):
+    """An async pool was given a plain callable: a mistake, never worth a retry."""
 
 
 class AsyncBoundedCall(Generic[T]):
@@ -136,7 +153,7 @@ class AsyncBoundedCall(Generic[T]):
     async def _call(self) -> T:
         awaitable = self._fn()
         if not inspect.isawaitable(awaitable):
-            raise TypeError(
+            raise NotAwaitableError(
                 f"{self._fn!r} returned {type(awaitable).__name__}, not an awaitable: "
                 "AsyncPool needs async callables (use respool.Pool for plain ones)"
             )
@@ -180,7 +197,7 @@ class BoundedCall(Generic[T]):
         self._done = Event()
         context = contextvars.copy_context()
         threading.Thread(
-            target=self._target, args=(context,), name="respool-factory", daemon=True
+            target=self._target, args=(context,), name="respool-call", daemon=True
         ).start()
         try:
             self._done.wait(deadline)

@@ -17,6 +17,11 @@ which is never held across a wait or a call out to user code):
 * ``_waiters`` is FIFO.  A waiter that gives up is only flagged
   ``abandoned`` (O(1)) and skipped when reached; the deque is compacted when
   the dead outnumber the living.
+* ``_lost`` collects records of leased resources their holders dropped
+  without releasing them (a weak-reference callback appends, with no lock);
+  the next operation under the lock recovers their slots.
+* ``_holding`` (only with ``leak_timeout``) lists leased records oldest
+  lease first, so finding overdue leases never scans the rest.
 """
 
 from __future__ import annotations
@@ -24,18 +29,24 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
+import random
 import reprlib
 import sys
-from collections import deque
+import traceback
+import warnings
+import weakref
+from collections import OrderedDict, deque
 from time import monotonic
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
-from .._checks import check_count, check_seconds
+from .. import _tracking
+from .._checks import check_callable, check_count, check_seconds
 from .._errors import PoolClosed, PoolError, PoolTimeout
-from .._records import Entry
+from .._records import Entry, LostRef
 from .._stats import PoolStats
 from .._synchronization import (
     AsyncBoundedCall,
@@ -43,8 +54,10 @@ from .._synchronization import (
     AsyncLoopGuard,
     AsyncShield,
     AsyncStateLock,
+    NotAwaitableError,
+    async_sleep_until,
 )
-from .._types import AsyncFactory, AsyncReleaser
+from .._types import AsyncCheck, AsyncFactory, AsyncReleaser
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import ExceptionGroup
@@ -52,6 +65,46 @@ if sys.version_info < (3, 11):  # pragma: no cover
 T = TypeVar("T")
 
 logger = logging.getLogger("respool")
+
+RECYCLE_JITTER = 0.05  # each resource's pool_recycle is cut by up to this fraction
+FIRST_BACKOFF = 0.05  # seconds before the first retry of a failing factory; doubles
+
+
+def _on_lost(ref: LostRef) -> None:
+    """A leased resource was garbage-collected: its holder never released it."""
+    pool = ref.pool()
+    if pool is not None:
+        pool._lost_one(ref.entry)
+
+
+async def _no_adoption(result: object, error: BaseException | None) -> None:
+    """A releaser call left behind at its timeout: the resource already counts as closed."""
+
+
+def _where(entry: Entry[Any]) -> str:
+    """The line that acquired ``entry``'s resource, if recorded."""
+    if entry.site is None:
+        return "an unrecorded place (set leak_timeout to record acquire sites)"
+    frame = entry.site[0]
+    return f"{frame.filename}:{frame.lineno} in {frame.name}"
+
+
+def _stack(entry: Entry[Any]) -> str:
+    if entry.site is None:
+        return "  (not recorded)\n"
+    return "".join(entry.site.format())
+
+
+_POOLS: weakref.WeakSet[Any] = weakref.WeakSet()  # every pool, to reset in a forked child
+
+
+def _forget_in_child() -> None:
+    for pool in list(_POOLS):
+        pool._forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class _Slot:
@@ -83,6 +136,16 @@ class _Stale(Generic[T]):
     entry: Entry[T]
 
 
+@attrs.define(eq=False)
+class _Vet(Generic[T]):
+    """An idle resource leased to the caller, to be checked before it is handed out."""
+
+    entry: Entry[T]
+
+
+_RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released resource
+
+
 class AsyncPool(Generic[T]):
     """A pool of resources for asyncio and trio code (through anyio).
 
@@ -94,20 +157,45 @@ class AsyncPool(Generic[T]):
             created.
         pool_recycle: seconds after its *creation* past which a resource is
             never handed out again (closed on acquire or release instead);
-            ``None`` or ``0`` turns this off.
+            each resource's limit is cut by a random 0-5 % so resources made
+            together do not all expire together.  ``None`` or ``0`` turns
+            this off.
         lifo: hand out the most recently returned idle resource first (keeps
             a hot set small); ``False`` for FIFO (spreads use evenly).
         acquire_timeout: the default bound, in seconds, on ``acquire``,
             ``lease`` and ``prefill``; ``None`` waits forever.
+        check: ``async (T) -> object`` tests an idle resource before it is
+            handed out; returning ``False`` or raising means broken: the
+            resource is closed and the caller gets another one or a new one,
+            within the same timeout.  ``None`` (default) trusts idle resources.
+        check_interval: a resource used less than this many seconds ago is
+            handed out without a check (default 0.5); ``0`` checks every time.
+        reset: ``async (T) -> object`` runs on every release (say a
+            rollback); if it raises, the resource is closed instead of pooled.
+        leak_timeout: seconds a caller may hold a resource before the pool
+            logs a warning naming where it was acquired (and again when it
+            comes back); ``None`` (default) turns this off.  Leases are
+            looked at whenever the pool is used (acquire, release, stats).
+        cleanup_timeout: seconds allowed to each ``reset`` and releaser call,
+            or ``None`` (default) to let them run as long as they take;
+            one still running then is cancelled and its resource counted
+            as closed.
+        max_backoff: while the factory keeps failing, creation is retried
+            after a pause that starts at 0.05 s and doubles up to this many
+            seconds (default 2), each pause shortened by a random up to 50 %.
 
     The pool can be built outside any event loop (say at module level); it
     binds to the first loop that uses it, and use from another loop raises
     :class:`PoolError`.
 
+    A resource its holder drops without releasing it (the holder was
+    garbage-collected) is noticed if the resource supports weak references:
+    a ``ResourceWarning`` names where it was acquired, and its slot is freed.
+
     Raises:
-        TypeError: a non-callable factory or releaser, or non-numeric sizes.
-        ValueError: ``pool_size < 1``, a negative ``pool_recycle`` or
-            ``acquire_timeout``.
+        TypeError: a non-callable factory, releaser, check or reset, or
+            non-numeric sizes.
+        ValueError: ``pool_size < 1``, negative seconds, ``max_backoff`` 0.
     """
 
     def __init__(
@@ -119,34 +207,50 @@ class AsyncPool(Generic[T]):
         pool_recycle: float | None = 3600,
         lifo: bool = True,
         acquire_timeout: float | None = 30.0,
+        check: AsyncCheck[T] | None = None,
+        check_interval: float = 0.5,
+        reset: AsyncCheck[T] | None = None,
+        leak_timeout: float | None = None,
+        cleanup_timeout: float | None = None,
+        max_backoff: float = 2.0,
     ) -> None:
-        if not callable(factory):
-            raise TypeError(f"factory must be callable, got {type(factory).__name__}")
-        if releaser is not None and not callable(releaser):
-            raise TypeError(f"releaser must be callable or None, got {type(releaser).__name__}")
+        check_callable("factory", factory, optional=False)
+        check_callable("releaser", releaser)
+        check_callable("check", check)
+        check_callable("reset", reset)
         self._factory = factory
         self._releaser = releaser
+        self._check = check
+        self._reset = reset
         self._pool_size = check_count("pool_size", pool_size, 1)
         self._recycle = check_seconds("pool_recycle", pool_recycle) or math.inf
         self._acquire_timeout = check_seconds("acquire_timeout", acquire_timeout)
+        self._check_interval = check_seconds("check_interval", check_interval) or 0.0
+        self._leak_timeout = check_seconds("leak_timeout", leak_timeout)
+        self._cleanup_timeout = check_seconds("cleanup_timeout", cleanup_timeout)
+        self._max_backoff = check_seconds("max_backoff", max_backoff) or 0.0
+        if not self._max_backoff:
+            raise ValueError(f"max_backoff must be > 0 seconds, got {max_backoff}")
         self._lifo = bool(lifo)
+        self._sites = leak_timeout is not None or _tracking.watching()
 
-        self._lock = AsyncStateLock()
         self._guard = AsyncLoopGuard()
         self._idle: deque[Entry[T]] = deque()
         self._pop_idle = self._idle.pop if lifo else self._idle.popleft
         self._alive: dict[int, Entry[T]] = {}  # by id(resource): who is ours, and leased
         self._waiters: deque[_Waiter[T]] = deque()
-        self._slots = 0
-        self._creating = 0
-        self._leased = 0
-        self._waiting = 0
+        self._lost: deque[Entry[T]] = deque()
+        self._holding: OrderedDict[Entry[T], None] = OrderedDict()
         self._generation = 0
         self._closed = False
         self._last_error: BaseException | None = None
         self._last_error_at = 0.0
         self._created = self._closed_count = self._acquired = 0
         self._timeouts = self._create_errors = self._close_errors = 0
+        self._broken = self._lost_count = 0
+        self._start_empty()
+        _POOLS.add(self)
+        _tracking.pool_created(self)
 
     # -- public API --------------------------------------------------------
 
@@ -154,27 +258,28 @@ class AsyncPool(Generic[T]):
         """Take a resource out of the pool; give it back with :meth:`release`.
 
         Takes an idle resource if there is one (LIFO or FIFO), closing any
-        past ``pool_recycle`` on the way; else creates one if fewer than
-        ``pool_size`` exist; else waits its turn: waiters are served first
-        come, first served.
+        past ``pool_recycle`` or failing ``check`` on the way; else creates
+        one if fewer than ``pool_size`` exist; else waits its turn: waiters
+        are served first come, first served.  While the factory fails,
+        creation is retried with backoff until the timeout.
 
         An idle resource is handed out without yielding to the event loop, so
-        this is a checkpoint only when it waits or creates.
+        this is a checkpoint only when it waits, checks or creates.
 
         Args:
-            timeout: seconds for the whole call, creation included; ``None``
-                means the pool's ``acquire_timeout``; ``math.inf`` waits
-                forever; ``0`` takes an idle resource or fails at once
-                (there is no time to create one).
+            timeout: seconds for the whole call, creation and ``check``
+                included; ``None`` means the pool's ``acquire_timeout``;
+                ``math.inf`` waits forever; ``0`` takes an idle resource
+                that needs no check or fails at once.
 
         Raises:
             PoolTimeout: the timeout passed.  A factory call cut short is
                 cancelled and its slot freed.  The message carries the pool's
-                counts and the last factory error.
+                counts and the last factory error, which is also its
+                ``__cause__`` if it happened within the timeout's span.
             PoolClosed: the pool was disposed, before or during the wait.
             PoolError: the pool belongs to another event loop.
-            Exception: whatever the factory raised; its slot goes to the next
-                waiter.
+            TypeError: the factory or ``check`` is not async.
 
         On cancellation nothing is lost: a resource or slot handed to this
         caller at that moment goes to the next waiter, a factory call under
@@ -184,33 +289,38 @@ class AsyncPool(Generic[T]):
         deadline = self._deadline(timeout, now)
         self._check_loop()
         while True:
-            claim: Entry[T] | _Slot | _Waiter[T] | _Stale[T] | None
+            claim: Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T] | None
             with self._lock:
                 claim = self._claim(now)
             if isinstance(claim, _Waiter):
                 claim = await self._wait(claim, deadline, timeout)
+            if isinstance(claim, _Vet):
+                claim = await self._vet(claim.entry, deadline, timeout)
             if isinstance(claim, _Stale):
                 claim = await self._replace(claim.entry)
             if isinstance(claim, _Slot):
                 claim = await self._create(deadline, timeout, lease=True)
             if isinstance(claim, Entry):
-                return claim.resource
+                return self._hand_out(claim)
             now = monotonic()
 
     async def release(self, resource: T) -> None:
         """Give back a resource taken with :meth:`acquire`.
 
-        It goes straight to the oldest waiter if any, else back to the idle
-        set.  If it is past ``pool_recycle``, was retired by
+        Runs ``reset`` first, if the pool has one.  Then the resource goes
+        straight to the oldest waiter if any, else back to the idle set.  If
+        ``reset`` raised, it is past ``pool_recycle``, was retired by
         ``recycle(force=True)``, or the pool was disposed, it is closed
-        instead (a releaser error is logged on the ``respool`` logger and
-        counted, never raised) and its slot goes to the next waiter.
+        instead (a releaser or reset error is logged on the ``respool``
+        logger and counted, never raised) and its slot goes to the next
+        waiter.
 
-        Never waits for anything but the releaser; cancellation does not
-        interrupt the releaser (closing is cleanup and runs shielded), so the
-        resource is returned or closed either way.  Only asyncio's own
-        ``Task.cancel()`` gets through a shield: the releaser is then cut
-        short, and the resource still counts as closed and frees its slot.
+        Never waits for anything but ``reset`` and the releaser, each bounded
+        by ``cleanup_timeout`` if set; cancellation does not interrupt them
+        (returning is cleanup and runs shielded), so the resource is returned
+        or closed either way.  Only asyncio's own ``Task.cancel()`` gets
+        through a shield: the call is then cut short, and the resource still
+        counts as closed and frees its slot.
 
         A double release is caught until the resource's next holder has it;
         after that, the pool cannot tell the first holder's second release
@@ -222,19 +332,30 @@ class AsyncPool(Generic[T]):
                 (released twice, or never acquired from this pool); nothing
                 changes.
         """
-        self._check_loop()
-        with self._lock:
-            entry = self._alive.get(id(resource))
-            problem = self._release_problem(entry)
-            if entry is not None and problem is None:
-                to_close = self._check_in(entry)
-        if problem is not None:
-            raise PoolError(
-                f"release({reprlib.repr(resource)}): this {type(self).__name__} {problem}; "
-                "release each acquired resource exactly once, or use `lease()`"
-            )
+        entry, to_close, overdue = self._take_back(resource, "release")
+        if self._reset is not None:
+            to_close = await self._run_reset(entry)
         if to_close is not None:
             await self._close_and_free(to_close)
+        if overdue is not None:
+            self._log_returned(entry, overdue)
+
+    async def discard(self, resource: T) -> None:
+        """Close a leased resource the holder knows is broken, instead of releasing it.
+
+        The releaser runs now (bounded by ``cleanup_timeout`` if set; its
+        error is logged and counted, never raised) and the slot goes at once
+        to the oldest waiter, who creates a fresh resource in it.  Closing is
+        cleanup and is not interrupted by cancellation.
+
+        Raises:
+            PoolError: this pool does not currently lease ``resource``.
+        """
+        entry, to_close, overdue = self._take_back(resource, "discard")
+        if to_close is not None:
+            await self._close_and_free(to_close)
+        if overdue is not None:
+            self._log_returned(entry, overdue)
 
     def lease(self, timeout: float | None = None) -> AsyncLease[T]:
         """``async with pool.lease() as resource:`` acquire, then always release.
@@ -339,7 +460,11 @@ class AsyncPool(Generic[T]):
         Never waits (it takes only the pool's short internal lock), so no
         timeout applies and it is not a cancellation point.
         """
+        if self._leak_timeout is not None:
+            self._report_leaks()
         with self._lock:
+            if self._lost:
+                self._recover_lost()
             return self._stats()
 
     @property
@@ -371,16 +496,18 @@ class AsyncPool(Generic[T]):
 
     # -- the acquire path ----------------------------------------------------
 
-    def _claim(self, now: float) -> Entry[T] | _Slot | _Waiter[T] | _Stale[T]:
+    def _claim(self, now: float) -> Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T]:
         """Under the lock: an idle resource, a slot to create in, or a place in line."""
         if self._closed:
             raise PoolClosed(self._closed_message())
+        if self._lost:
+            self._recover_lost()
         if self._idle:
             entry = self._pop_idle()
             if not self._usable(entry, now):
                 return _Stale(entry)
             self._lease(entry)
-            return entry
+            return self._vetting(entry, now)
         if self._slots < self._pool_size:
             self._slots += 1
             self._creating += 1
@@ -392,7 +519,7 @@ class AsyncPool(Generic[T]):
 
     async def _wait(
         self, waiter: _Waiter[T], deadline: float | None, timeout: float | None
-    ) -> Entry[T] | _Slot:
+    ) -> Entry[T] | _Vet[T] | _Slot:
         try:
             await waiter.event.wait(deadline)
         except BaseException:
@@ -404,7 +531,7 @@ class AsyncPool(Generic[T]):
         with self._lock:
             if waiter.entry is not None:
                 waiter.entry.handed = None  # taken: from now on it is this caller's
-                return waiter.entry
+                return self._vetting(waiter.entry, monotonic())
             if waiter.slot:
                 return _SLOT
             if waiter.closed:
@@ -413,30 +540,109 @@ class AsyncPool(Generic[T]):
             self._abandon(waiter)
         raise self._timeout_error(facts, timeout, "waiting for a resource")
 
+    async def _vet(
+        self, entry: Entry[T], deadline: float | None, timeout: float | None
+    ) -> Entry[T] | _Slot | None:
+        """Run ``check`` on a resource leased to the caller; replace it if broken.
+
+        A check cut short (timeout, interruption) leaves the resource in an
+        unknown state, so it is closed.  With no time left to check, the
+        resource goes back to the pool untouched.
+        """
+        if deadline is not None and deadline <= monotonic():
+            await self._put_back(entry)
+            with self._lock:
+                facts = self._timeout_facts()
+            raise self._timeout_error(facts, timeout, "before an idle resource could be checked")
+        check = cast(AsyncCheck[T], self._check)
+        call = AsyncBoundedCall(
+            functools.partial(check, entry.held()),
+            functools.partial(self._adopt_held, entry, False),
+        )
+        try:
+            verdict = await call.run(deadline)
+        except NotAwaitableError:
+            await self._put_back(entry)
+            raise
+        except BaseException as exc:
+            if call.detached:  # threads: the check goes on; _adopt_held closes it when done
+                pass
+            elif call.timed_out or not isinstance(exc, Exception):
+                with self._lock:
+                    self._unlease(entry, taken=False)
+                await self._close_and_free(entry)
+            else:
+                return await self._failed_check(entry, exc)
+            if call.timed_out:
+                with self._lock:
+                    facts = self._timeout_facts()
+                error = self._timeout_error(facts, timeout, "checking an idle resource")
+                raise error from error.__cause__
+            raise
+        if verdict is False:
+            return await self._failed_check(entry, None)
+        return entry
+
+    async def _failed_check(self, entry: Entry[T], error: Exception | None) -> _Slot | None:
+        """``check`` said broken: close the resource, keep the slot for a replacement."""
+        logger.warning(
+            "check failed on %s (%s); closing it",
+            reprlib.repr(entry.resource),
+            "it returned False" if error is None else repr(error),
+        )
+        with self._lock:
+            self._unlease(entry, taken=False)
+            self._broken += 1
+        return await self._replace(entry)
+
+    async def _put_back(self, entry: Entry[T]) -> None:
+        """Return a resource leased to a caller that did not take it after all."""
+        with self._lock:
+            self._unlease(entry, taken=False)
+            to_close = self._put(entry, monotonic())
+        if to_close is not None:
+            await self._close_and_free(to_close)
+
     async def _create(
         self, deadline: float | None, timeout: float | None, lease: bool
     ) -> Entry[T] | None:
         """Make a resource in a slot the caller reserved (counted in ``_creating``).
 
-        Leases it to the caller, or (``lease=False``) places it in the pool;
-        returns ``None`` if it was closed at once instead (retired meanwhile).
+        While the factory fails, retries after the pool's backoff pause for as
+        long as the deadline allows, keeping the slot.  Leases the resource
+        to the caller, or (``lease=False``) places it in the pool; returns
+        ``None`` if it was closed at once instead (retired meanwhile).
         """
-        with self._lock:
-            generation = self._generation
-        call = AsyncBoundedCall(self._factory, functools.partial(self._adopt, generation))
-        try:
-            resource = await call.run(deadline)
-        except BaseException as exc:
-            if not call.detached:  # else the slot is _adopt's now
+        while True:
+            with self._lock:
+                generation = self._generation
+                resume = self._backoff_until
+            if resume > monotonic():
+                await self._pause(resume, deadline, timeout)
+                continue
+            call = AsyncBoundedCall(self._factory, functools.partial(self._adopt, generation))
+            try:
+                resource = await call.run(deadline)
+                break
+            except BaseException as exc:
+                if (
+                    call.timed_out
+                    or not isinstance(exc, Exception)
+                    or type(exc) is NotAwaitableError
+                ):
+                    if not call.detached:  # else the slot is _adopt's now
+                        with self._lock:
+                            self._creation_failed()
+                    if call.timed_out:
+                        with self._lock:
+                            facts = self._timeout_facts()
+                        error = self._timeout_error(
+                            facts, timeout, "before the factory created one"
+                        )
+                        raise error from error.__cause__
+                    raise
                 with self._lock:
-                    self._creation_failed(None if call.timed_out else exc)
-            if call.timed_out:
-                with self._lock:
-                    facts = self._timeout_facts()
-                raise self._timeout_error(
-                    facts, timeout, "before the factory could create one"
-                ) from None
-            raise
+                    self._factory_failed(exc)
         try:
             with self._lock:
                 entry = self._register(resource, generation)
@@ -453,16 +659,38 @@ class AsyncPool(Generic[T]):
             raise PoolClosed(self._closed_message())
         return None
 
+    async def _pause(
+        self,
+        resume: float,
+        deadline: float | None,
+        timeout: float | None,
+    ) -> None:
+        """Wait out the factory's backoff in a reserved slot; time out now if it ends too late."""
+        if deadline is not None and resume >= deadline:
+            with self._lock:
+                self._creation_failed()
+                facts = self._timeout_facts()
+            what = "while the factory kept failing"
+            raise self._timeout_error(facts, timeout, what)
+        try:
+            await async_sleep_until(resume)
+        except BaseException:
+            with self._lock:
+                self._creation_failed()
+            raise
+
     async def _adopt(
         self, generation: int, resource: T | None, error: BaseException | None
     ) -> None:
         """Take over a factory call its caller stopped waiting for (threads only)."""
         with self._lock:
             if error is not None:
-                self._creation_failed(error)
+                if isinstance(error, Exception):
+                    self._factory_failed(error)
+                self._creation_failed()
                 return
             try:
-                entry = self._register(resource, generation)  # type: ignore[arg-type]
+                entry = self._register(cast(T, resource), generation)
             except _Duplicate:
                 to_close = None
                 refused = True
@@ -477,8 +705,21 @@ class AsyncPool(Generic[T]):
         elif to_close is not None:
             await self._close_and_free(to_close)
 
+    async def _adopt_held(
+        self, entry: Entry[T], taken: bool, result: object, error: BaseException | None
+    ) -> None:
+        """A ``check`` or ``reset`` its caller stopped waiting for ended (threads only).
+
+        It overran its time, so the resource is not trusted: close it.
+        """
+        with self._lock:
+            entry.handed = None
+            self._unlease(entry, taken=taken)
+            self._broken += 1
+        await self._close_and_free(entry)
+
     async def _replace(self, entry: Entry[T]) -> _Slot | None:
-        """Close a stale idle resource the caller took; keep its slot to create in.
+        """Close a stale or broken resource the caller took; keep its slot to create in.
 
         Keeping the slot keeps the caller's place: a newcomer parked meanwhile
         stays behind it.  Returns ``None`` (slot freed) to look again when idle
@@ -498,50 +739,155 @@ class AsyncPool(Generic[T]):
             self._creating += 1
             return _SLOT
 
+    async def _run_reset(self, entry: Entry[T]) -> Entry[T] | None:
+        """Run ``reset`` on a released resource; pool it, or return it to be closed."""
+        reset = cast(AsyncCheck[T], self._reset)
+        call = AsyncBoundedCall(
+            functools.partial(reset, entry.held()),
+            functools.partial(self._adopt_held, entry, True),
+        )
+        error: BaseException | None = None
+        try:
+            with AsyncShield():
+                await call.run(self._cleanup_deadline())
+        except BaseException as exc:
+            error = exc
+        if call.detached:  # threads: the reset goes on; _adopt_held closes it when done
+            if isinstance(error, Exception):
+                return None
+            raise cast(BaseException, error)
+        with self._lock:
+            entry.handed = None
+            if error is None:
+                return self._check_in(entry)
+            self._unlease(entry)
+            self._broken += 1
+        if not isinstance(error, Exception):
+            await self._close_and_free(entry)
+            raise error
+        logger.warning(
+            "reset failed on %s; closing it", reprlib.repr(entry.resource), exc_info=error
+        )
+        return entry
+
+    def _hand_out(self, entry: Entry[T]) -> T:
+        """The caller takes its resource: from now on the pool holds it weakly, if it can."""
+        resource = cast(T, entry.resource)
+        if entry.ref is not None:
+            entry.resource = None
+        if self._sites:
+            entry.site = traceback.StackSummary.extract(
+                traceback.walk_stack(sys._getframe(2)), limit=32, lookup_lines=False
+            )
+            if self._leak_timeout is not None:
+                self._report_leaks()
+        return resource
+
     # -- bookkeeping, always under the lock ------------------------------------
 
     def _usable(self, entry: Entry[T], now: float) -> bool:
         return now < entry.expires_at and entry.generation == self._generation
 
+    def _vetting(self, entry: Entry[T], now: float) -> Entry[T] | _Vet[T]:
+        if self._check is not None and now - entry.last_used >= self._check_interval:
+            return _Vet(entry)
+        return entry
+
     def _lease(self, entry: Entry[T]) -> None:
         entry.leased = True
         self._leased += 1
         self._acquired += 1
+        if self._leak_timeout is not None:
+            entry.leased_at = monotonic()
+            entry.reported = False
+            self._holding[entry] = None
 
-    def _unlease(self, entry: Entry[T]) -> None:
+    def _unlease(self, entry: Entry[T], *, taken: bool = True) -> None:
+        """``taken=False``: the caller never got it, so it does not count as acquired."""
         entry.leased = False
         self._leased -= 1
+        if not taken:
+            self._acquired -= 1
+        if self._leak_timeout is not None:
+            self._holding.pop(entry, None)
 
     def _register(self, resource: T, generation: int) -> Entry[T]:
         """A factory call returned: its slot now holds a live resource."""
         self._creating -= 1
+        if self._lost:  # a dead resource's id may have been reused by this one
+            self._recover_lost()
         if id(resource) in self._alive:
             self._free_slot()
             raise _Duplicate
+        self._failures = 0
+        self._backoff_until = 0.0
         now = monotonic()
-        entry = Entry(resource, now, now + self._recycle, generation, now)
-        self._alive[id(resource)] = entry
+        expires_at = now + self._recycle * (1.0 - RECYCLE_JITTER * random.random())
+        entry = Entry(resource, id(resource), now, expires_at, generation, now)
+        try:
+            ref = LostRef(resource, _on_lost)
+        except TypeError:
+            pass  # no weak references to this type: a dropped lease goes unnoticed
+        else:
+            ref.entry = entry
+            ref.pool = self._self_ref
+            entry.ref = ref
+        self._alive[entry.key] = entry
         self._created += 1
         return entry
 
-    def _creation_failed(self, error: BaseException | None) -> None:
-        """A factory call ended without a resource: count it and free its slot."""
+    def _creation_failed(self) -> None:
+        """A reserved slot will hold no resource after all: free it."""
         self._creating -= 1
-        if isinstance(error, Exception):
-            self._create_errors += 1
-            self._last_error = error
-            self._last_error_at = monotonic()
         self._free_slot()
 
-    def _release_problem(self, entry: Entry[T] | None) -> str | None:
-        if entry is None or not entry.leased:
+    def _factory_failed(self, error: Exception) -> None:
+        """Count a factory error and push back the next attempt (exponential, jittered)."""
+        self._create_errors += 1
+        self._last_error = error
+        now = self._last_error_at = monotonic()
+        self._failures += 1
+        pause = min(self._max_backoff, FIRST_BACKOFF * 2.0 ** min(self._failures - 1, 32))
+        self._backoff_until = max(self._backoff_until, now + pause * (1.0 - random.random() / 2))
+
+    def _release_problem(self, entry: Entry[T] | None, resource: T) -> str | None:
+        if entry is None or not entry.leased or not entry.holds(resource):
             return "does not lease it (released twice, or never acquired from this pool)"
         if entry.handed is not None:
             return (
-                "already got it back: it was released twice (the first release handed it "
-                "to a waiter that has not taken it yet)"
+                "already got it back: it was released twice (the first release is still "
+                "resetting it, or handed it to a waiter that has not taken it yet)"
             )
         return None
+
+    def _take_back(self, resource: T, how: str) -> tuple[Entry[T], Entry[T] | None, float | None]:
+        """Take a resource back from its holder, or raise :class:`PoolError`.
+
+        Returns its record, what must be closed now, and how long it was held
+        if it was reported as a leak.  ``reset``, when the pool has one, is
+        left to the caller.
+        """
+        self._check_loop()
+        with self._lock:
+            entry = self._alive.get(id(resource))
+            problem = self._release_problem(entry, resource)
+            if entry is not None and problem is None:
+                entry.resource = resource
+                overdue = monotonic() - entry.leased_at if entry.reported else None
+                to_close = None
+                if how == "discard":
+                    self._unlease(entry)
+                    self._broken += 1
+                    to_close = entry
+                elif self._reset is not None:
+                    entry.handed = _RETURNING
+                else:
+                    to_close = self._check_in(entry)
+                return entry, to_close, overdue
+        advice = "release or discard each acquired resource exactly once, or use `lease()`"
+        raise PoolError(
+            f"{how}({reprlib.repr(resource)}): this {type(self).__name__} {problem}; {advice}"
+        )
 
     def _check_in(self, entry: Entry[T]) -> Entry[T] | None:
         """A holder gave ``entry`` back; return it if it must be closed."""
@@ -594,8 +940,7 @@ class AsyncPool(Generic[T]):
         if waiter.entry is not None:
             entry, waiter.entry = waiter.entry, None
             entry.handed = None
-            self._unlease(entry)
-            self._acquired -= 1
+            self._unlease(entry, taken=False)
             return self._put(entry, monotonic())
         if waiter.slot:
             waiter.slot = False
@@ -607,6 +952,41 @@ class AsyncPool(Generic[T]):
             if len(self._waiters) > 2 * self._waiting + 32:
                 self._waiters = deque(w for w in self._waiters if not w.abandoned)
         return None
+
+    def _recover_lost(self) -> None:
+        """Free the slots of leased resources their holders dropped unreleased."""
+        while self._lost:
+            entry = self._lost.popleft()
+            if self._alive.get(entry.key) is entry and entry.leased and entry.resource is None:
+                del self._alive[entry.key]
+                entry.ref = None
+                self._unlease(entry)
+                self._lost_count += 1
+                self._closed_count += 1
+                self._free_slot()
+
+    def _start_empty(self) -> None:
+        self._lock = AsyncStateLock()
+        self._slots = self._creating = self._leased = self._waiting = 0
+        self._failures = 0
+        self._backoff_until = 0.0
+        self._self_ref = weakref.ref(self)
+
+    def _forget_after_fork(self) -> None:
+        """In a child process after ``os.fork()``: every resource is the parent's.
+
+        The child neither hands them out nor closes them; it starts empty.
+        (Another thread may have held the lock at the fork: it gets a new one.)
+        """
+        for entry in self._alive.values():
+            entry.ref = None
+        self._alive.clear()
+        self._idle.clear()
+        self._waiters.clear()
+        self._lost.clear()
+        self._holding.clear()
+        self._guard = AsyncLoopGuard()
+        self._start_empty()
 
     def _stats(self) -> PoolStats:
         return PoolStats(
@@ -622,6 +1002,8 @@ class AsyncPool(Generic[T]):
             timeouts=self._timeouts,
             create_errors=self._create_errors,
             close_errors=self._close_errors,
+            broken=self._broken,
+            lost=self._lost_count,
         )
 
     def _timeout_facts(self) -> tuple[PoolStats, BaseException | None, float]:
@@ -642,11 +1024,15 @@ class AsyncPool(Generic[T]):
             cause = "no factory errors so far"
         else:
             cause = f"last factory error ({ago:.1f}s ago): {last!r}"
-        return PoolTimeout(
+        error = PoolTimeout(
             f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); {cause}",
             stats,
             last,
         )
+        # A factory error within the call's own time span is why it timed out.
+        error.__cause__ = last if last is not None and ago <= (seconds or 0) else None
+        error.__suppress_context__ = True  # the pool's internal TimeoutError says nothing more
+        return error
 
     def _duplicate_error(self, resource: object) -> PoolError:
         return PoolError(
@@ -657,20 +1043,85 @@ class AsyncPool(Generic[T]):
     def _closed_message(self) -> str:
         return f"this {type(self).__name__} was disposed; create a new pool"
 
+    # -- leaks -------------------------------------------------------------------
+
+    def _lost_one(self, entry: Entry[T]) -> None:
+        """Weak-reference callback: a holder dropped ``entry``'s resource unreleased.
+
+        It may run inside any allocation, even one made under the pool's own
+        lock, so it never waits for the lock: if the lock is busy, the next
+        operation recovers the slot.
+        """
+        self._lost.append(entry)
+        if self._lock.acquire(blocking=False):
+            try:
+                self._recover_lost()
+            finally:
+                self._lock.release()
+        warnings.warn(
+            f"{type(self).__name__}: a leased resource was garbage-collected without being "
+            f"released, so its slot was recovered; it was acquired at {_where(entry)}. "
+            "Release or discard every resource you acquire, or use `lease()`",
+            ResourceWarning,
+            stacklevel=2,
+        )
+
+    def _report_leaks(self) -> None:
+        """Log each resource held past ``leak_timeout`` that was not reported yet."""
+        limit = cast(float, self._leak_timeout)
+        overdue = []
+        with self._lock:
+            now = monotonic()
+            while self._holding:
+                entry = next(iter(self._holding))
+                if now - entry.leased_at < limit:
+                    break
+                del self._holding[entry]
+                entry.reported = True
+                overdue.append((entry, entry.current(), now - entry.leased_at))
+        for entry, resource, held in overdue:
+            logger.warning(
+                "%s has been held for %.1fs (leak_timeout=%gs); it was acquired at:\n%s",
+                reprlib.repr(resource),
+                held,
+                limit,
+                _stack(entry),
+            )
+
+    def _log_returned(self, entry: Entry[T], held: float) -> None:
+        logger.warning(
+            "%s came back after %.1fs (it was reported as a possible leak)",
+            reprlib.repr(entry.resource),
+            held,
+        )
+
+    def _outstanding(self) -> list[tuple[object, traceback.StackSummary | None]]:
+        """Resources leased now, with where each was acquired if that was recorded."""
+        with self._lock:
+            return [(e.current(), e.site) for e in self._alive.values() if e.leased]
+
     # -- closing ---------------------------------------------------------------
 
     async def _close(self, entry: Entry[T]) -> Exception | None:
         """Run the releaser, shielded from cancellation; return its error."""
-        error = None
+        error: Exception | None = None
         try:
             if self._releaser is not None:
+                call = AsyncBoundedCall(
+                    functools.partial(self._releaser, entry.held()), _no_adoption
+                )
                 with AsyncShield():
-                    await self._releaser(entry.resource)
+                    await call.run(self._cleanup_deadline())
         except Exception as exc:
             error = exc
+            if call.timed_out:
+                error = TimeoutError(
+                    f"the releaser did not finish within cleanup_timeout={self._cleanup_timeout}s"
+                )
         finally:
             with self._lock:
-                del self._alive[id(entry.resource)]
+                del self._alive[entry.key]
+                entry.ref = None
                 self._closed_count += 1
                 if error is not None:
                     self._close_errors += 1
@@ -721,6 +1172,11 @@ class AsyncPool(Generic[T]):
         problem = self._guard.check()
         if problem is not None:
             raise PoolError(problem)
+
+    def _cleanup_deadline(self) -> float | None:
+        if self._cleanup_timeout is None:
+            return None
+        return monotonic() + self._cleanup_timeout
 
     def _deadline(self, timeout: float | None, now: float) -> float | None:
         seconds = self._acquire_timeout if timeout is None else check_seconds("timeout", timeout)
