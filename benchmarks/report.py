@@ -269,7 +269,8 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
     for gi, scn in enumerate(main):
         rows = [r for r in scn["rows"] if r["ops_per_s"]]
         start = gi - width * (len(rows) - 1) / 2
-        ticks.append(f"{scn['id']}\n{scn['title'].replace(', ', chr(10), 1)}")
+        first, *rest = scn["title"].split(", ")
+        ticks.append("\n".join([f"{scn['id']}: {first}", *rest]))
         for ri, r in enumerate(rows):
             key = SAME.get(r["contender"], r["contender"])
             hatch = "//" if (r["invalid"] or r["error"]) else None
@@ -283,9 +284,11 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
                 label=LEGEND[key] if key not in seen else None,
             )
             seen.add(key)
-            if r["kind"] == "respool" and r["vs_best_peer"]:
+            ratio = r["vs_best_peer"] or r["vs_floor"]
+            if r["kind"] == "respool" and ratio:
+                mark = "" if r["vs_best_peer"] else " fl"
                 ax.annotate(
-                    f"{r['vs_best_peer']:.2f}x",
+                    f"{ratio:.2f}x{mark}",
                     (bar[0].get_x() + width / 2, r["ops_per_s"]),
                     ha="center",
                     va="bottom",
@@ -298,8 +301,8 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
     ax.set_xticks(range(len(main)), ticks, fontsize=8)
     ax.set_ylabel("ops/s (log scale; acquire + release)")
     ax.set_title(
-        "Throughput per scenario (median of rounds; respool bars labelled with "
-        "respool / best peer; hatched: pool broke its size)",
+        "Throughput per scenario (median of rounds). Labels: respool / best peer, "
+        'or / floor ("fl") where no peer runs; hatched: pool broke its size or failed',
         fontsize=10,
     )
     ax.grid(axis="y", which="both", alpha=0.3)
