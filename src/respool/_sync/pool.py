@@ -233,6 +233,7 @@ class Pool(Generic[T]):
             raise ValueError(f"max_backoff must be > 0 seconds, got {max_backoff}")
         self._lifo = bool(lifo)
         self._sites = leak_timeout is not None or _tracking.watching()
+        self._plain = reset is None and leak_timeout is None
 
         self._guard = LoopGuard()
         self._idle: deque[Entry[T]] = deque()
@@ -284,24 +285,16 @@ class Pool(Generic[T]):
         resource or slot handed to this caller at that moment goes to the
         next waiter, and a factory call under way joins the pool when done.
         """
+        if self._guard.get_current() is not self._guard.token:
+            self._check_loop()
+        if timeout is not None:
+            check_seconds("timeout", timeout)
         now = monotonic()
-        deadline = self._deadline(timeout, now)
-        self._check_loop()
-        while True:
-            claim: Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T] | None
-            with self._lock:
-                claim = self._claim(now)
-            if isinstance(claim, _Waiter):
-                claim = self._wait(claim, deadline, timeout)
-            if isinstance(claim, _Vet):
-                claim = self._vet(claim.entry, deadline, timeout)
-            if isinstance(claim, _Stale):
-                claim = self._replace(claim.entry)
-            if isinstance(claim, _Slot):
-                claim = self._create(deadline, timeout, lease=True)
-            if isinstance(claim, Entry):
-                return self._hand_out(claim)
-            now = monotonic()
+        with self._lock:
+            claim = self._claim(now)
+        if not isinstance(claim, Entry):
+            claim = self._serve(claim, now, timeout)
+        return self._hand_out(claim)
 
     def release(self, resource: T) -> None:
         """Give back a resource taken with :meth:`acquire`.
@@ -327,6 +320,25 @@ class Pool(Generic[T]):
                 (released twice, or never acquired from this pool); nothing
                 changes.
         """
+        if self._guard.get_current() is not self._guard.token:
+            self._check_loop()
+        if self._plain:  # no reset, no leak tracking: the common case, kept short
+            with self._lock:
+                entry = self._alive.get(id(resource))
+                if (
+                    entry is None
+                    or not entry.leased
+                    or entry.handed is not None
+                    or not (entry.resource is resource or (entry.ref and entry.ref() is resource))
+                ):
+                    entry = None  # not simply ours to take back: _take_back explains why
+                else:
+                    entry.resource = resource
+                    to_close = self._check_in(entry)
+            if entry is not None:
+                if to_close is not None:
+                    self._close_and_free(to_close)
+                return
         entry, to_close, overdue = self._take_back(resource, "release")
         if self._reset is not None:
             to_close = self._run_reset(entry)
@@ -487,6 +499,29 @@ class Pool(Generic[T]):
 
     # -- the acquire path ----------------------------------------------------
 
+    def _serve(
+        self, claim: _Slot | _Waiter[T] | _Vet[T] | _Stale[T], start: float, timeout: float | None
+    ) -> Entry[T]:
+        """No idle resource was ready: wait, check, replace or create until one is."""
+        deadline = self._deadline(timeout, start)
+        while True:
+            served: Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T] | None = claim
+            if isinstance(served, _Waiter):
+                served = self._wait(served, deadline, timeout)
+            if isinstance(served, _Vet):
+                served = self._vet(served.entry, deadline, timeout)
+            if isinstance(served, _Stale):
+                served = self._replace(served.entry)
+            if isinstance(served, _Slot):
+                served = self._create(deadline, timeout, lease=True)
+            if isinstance(served, Entry):
+                return served
+            with self._lock:
+                next_claim = self._claim(monotonic())
+            if isinstance(next_claim, Entry):
+                return next_claim
+            claim = next_claim
+
     def _claim(self, now: float) -> Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T]:
         """Under the lock: an idle resource, a slot to create in, or a place in line."""
         if self._closed:
@@ -495,10 +530,17 @@ class Pool(Generic[T]):
             self._recover_lost()
         if self._idle:
             entry = self._pop_idle()
-            if not self._usable(entry, now):
+            if now >= entry.expires_at or entry.generation != self._generation:
                 return _Stale(entry)
-            self._lease(entry)
-            return self._vetting(entry, now)
+            if self._leak_timeout is not None:
+                self._lease(entry)
+            else:  # _lease, inlined: this is the acquire hot path
+                entry.leased = True
+                self._leased += 1
+                self._acquired += 1
+            if self._check is not None and now - entry.last_used >= self._check_interval:
+                return _Vet(entry)
+            return entry
         if self._slots < self._pool_size:
             self._slots += 1
             self._creating += 1
@@ -640,7 +682,7 @@ class Pool(Generic[T]):
                 if lease and not self._closed:
                     self._lease(entry)
                     return entry
-                to_close = self._put(entry, entry.created_at)
+                to_close = self._put(entry, entry.last_used)
         except _Duplicate:
             raise self._duplicate_error(resource) from None
         if to_close is None:
@@ -686,7 +728,7 @@ class Pool(Generic[T]):
                 to_close = None
                 refused = True
             else:
-                to_close = self._put(entry, entry.created_at)
+                to_close = self._put(entry, entry.last_used)
                 refused = False
         if refused:
             logger.error(
@@ -763,7 +805,7 @@ class Pool(Generic[T]):
 
     def _hand_out(self, entry: Entry[T]) -> T:
         """The caller takes its resource: from now on the pool holds it weakly, if it can."""
-        resource = cast(T, entry.resource)
+        resource: T = entry.resource  # type: ignore[assignment]  # held strongly until now
         if entry.ref is not None:
             entry.resource = None
         if self._sites:
@@ -814,7 +856,7 @@ class Pool(Generic[T]):
         self._backoff_until = 0.0
         now = monotonic()
         expires_at = now + self._recycle * (1.0 - RECYCLE_JITTER * random.random())
-        entry = Entry(resource, id(resource), now, expires_at, generation, now)
+        entry = Entry(resource, id(resource), expires_at, generation, now)
         try:
             ref = LostRef(resource, _on_lost)
         except TypeError:
@@ -841,15 +883,13 @@ class Pool(Generic[T]):
         pause = min(self._max_backoff, FIRST_BACKOFF * 2.0 ** min(self._failures - 1, 32))
         self._backoff_until = max(self._backoff_until, now + pause * (1.0 - random.random() / 2))
 
-    def _release_problem(self, entry: Entry[T] | None, resource: T) -> str | None:
+    def _release_problem(self, entry: Entry[T] | None, resource: T) -> str:
         if entry is None or not entry.leased or not entry.holds(resource):
             return "does not lease it (released twice, or never acquired from this pool)"
-        if entry.handed is not None:
-            return (
-                "already got it back: it was released twice (the first release is still "
-                "resetting it, or handed it to a waiter that has not taken it yet)"
-            )
-        return None
+        return (
+            "already got it back: it was released twice (the first release is still "
+            "resetting it, or handed it to a waiter that has not taken it yet)"
+        )
 
     def _take_back(self, resource: T, how: str) -> tuple[Entry[T], Entry[T] | None, float | None]:
         """Take a resource back from its holder, or raise :class:`PoolError`.
@@ -858,23 +898,27 @@ class Pool(Generic[T]):
         if it was reported as a leak.  ``reset``, when the pool has one, is
         left to the caller.
         """
-        self._check_loop()
+        if self._guard.get_current() is not self._guard.token:
+            self._check_loop()
         with self._lock:
             entry = self._alive.get(id(resource))
-            problem = self._release_problem(entry, resource)
-            if entry is not None and problem is None:
+            if (
+                entry is not None
+                and entry.leased
+                and entry.handed is None
+                and (entry.resource is resource or (entry.ref and entry.ref() is resource))
+            ):
                 entry.resource = resource
                 overdue = monotonic() - entry.leased_at if entry.reported else None
-                to_close = None
                 if how == "discard":
                     self._unlease(entry)
                     self._broken += 1
-                    to_close = entry
-                elif self._reset is not None:
+                    return entry, entry, overdue
+                if self._reset is not None:
                     entry.handed = _RETURNING
-                else:
-                    to_close = self._check_in(entry)
-                return entry, to_close, overdue
+                    return entry, None, overdue
+                return entry, self._check_in(entry), overdue
+            problem = self._release_problem(entry, resource)
         advice = "release or discard each acquired resource exactly once, or use `lease()`"
         raise PoolError(
             f"{how}({reprlib.repr(resource)}): this {type(self).__name__} {problem}; {advice}"
@@ -882,7 +926,10 @@ class Pool(Generic[T]):
 
     def _check_in(self, entry: Entry[T]) -> Entry[T] | None:
         """A holder gave ``entry`` back; return it if it must be closed."""
-        self._unlease(entry)
+        entry.leased = False  # _unlease, inlined: this is the release hot path
+        self._leased -= 1
+        if self._leak_timeout is not None:
+            self._holding.pop(entry, None)
         entry.last_used = now = monotonic()
         return self._put(entry, now)
 
@@ -892,9 +939,9 @@ class Pool(Generic[T]):
         Returns it instead when it must be closed (expired, retired, or the
         pool is closed): the caller closes it and frees its slot.
         """
-        if self._closed or not self._usable(entry, now):
+        if self._closed or now >= entry.expires_at or entry.generation != self._generation:
             return entry
-        waiter = self._next_waiter()
+        waiter = self._next_waiter() if self._waiting else None
         if waiter is None:
             self._idle.append(entry)
             return None
@@ -1160,7 +1207,10 @@ class Pool(Generic[T]):
     # -- helpers -----------------------------------------------------------------
 
     def _check_loop(self) -> None:
-        problem = self._guard.check()
+        guard = self._guard
+        if guard.get_current() is guard.token:
+            return
+        problem = guard.check()
         if problem is not None:
             raise PoolError(problem)
 
