@@ -985,6 +985,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--chart", default=None, help="bar chart PNG (default docs/performance.png)")
     p.add_argument("--no-output", action="store_true", help="print only, write no file")
+    p.add_argument(
+        "--render",
+        metavar="RESULTS_JSON",
+        default=None,
+        help="measure nothing: print, and write the markdown block and chart of, a saved run",
+    )
     p.add_argument("--idle-large", type=int, default=None, help="idle resources (default 10000)")
     p.add_argument("--waiters", type=int, default=None, help="waiting tasks (default 5000)")
     p.add_argument(
@@ -1065,11 +1071,15 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    log(
-        f"respool benchmark on Python {platform.python_version()}: {cfg.rounds} round(s)"
-        + (" (quick)" if cfg.quick else "")
-    )
-    results = run(cfg, families, log)
+    if args.render is not None:
+        results = json.loads(Path(args.render).read_text())
+        json_path = None  # it is the input
+    else:
+        log(
+            f"respool benchmark on Python {platform.python_version()}: {cfg.rounds} round(s)"
+            + (" (quick)" if cfg.quick else "")
+        )
+        results = run(cfg, families, log)
     print(report.text(results))
     if json_path is not None:
         json_path.write_text(json.dumps(results, indent=2) + "\n")

@@ -196,15 +196,25 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def update_markdown(path: Path, block: str) -> None:
-    """Rewrite what lies between the results markers in ``path`` (appended if absent)."""
+    """Rewrite what lies between the results markers in ``path`` (appended if absent).
+
+    Each marker must stand on a line of its own, once: a marker quoted inside
+    a sentence or a table is left alone.
+    """
     old = path.read_text() if path.exists() else ""
-    fresh = f"{START}\n{block}\n{END}"
-    if START in old and END in old:
-        head, rest = old.split(START, 1)
-        _, tail = rest.split(END, 1)
-        new = head + fresh + tail
+    lines = old.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.strip() == START]
+    ends = [i for i, line in enumerate(lines) if line.strip() == END]
+    fresh = f"{START}\n{block}\n{END}\n"
+    if not starts and not ends:
+        new = (old.rstrip() + "\n\n" if old else "") + fresh
+    elif len(starts) == 1 and len(ends) == 1 and starts[0] < ends[0]:
+        new = "".join(lines[: starts[0]]) + fresh + "".join(lines[ends[0] + 1 :])
     else:
-        new = (old.rstrip() + "\n\n" if old else "") + fresh + "\n"
+        raise ValueError(
+            f"{path}: expected one {START} line before one {END} line, "
+            f"found {len(starts)} and {len(ends)}"
+        )
     path.write_text(new)
 
 

@@ -21,8 +21,9 @@ MAIN = ["a", "b", "c", "d", "e", "f-a", "f-b"]
 def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Path) -> None:
     results_path = tmp_path / "results.json"
     doc = tmp_path / "performance.md"
+    quoted = "kept: `<!-- results:start -->` quoted in a sentence is not a marker\n"
     doc.write_text(
-        "# Performance\n\nkept\n<!-- results:start -->\nstale\n<!-- results:end -->\ntail\n"
+        f"# Performance\n\n{quoted}<!-- results:start -->\nstale\n<!-- results:end -->\ntail\n"
     )
     command = [
         sys.executable, "-W", "error", str(BENCH), "--quick", "--pools", "respool,floors",
@@ -76,7 +77,7 @@ def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Pa
         assert f"{status}  {name}" in proc.stdout
 
     text = doc.read_text()
-    assert text.startswith("# Performance\n\nkept\n<!-- results:start -->\n")
+    assert text.startswith(f"# Performance\n\n{quoted}<!-- results:start -->\n")
     assert text.endswith("<!-- results:end -->\ntail\n")
     assert "stale" not in text
     assert "| Scenario | Pool |" in text and "### Targets" in text
