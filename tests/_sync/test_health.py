@@ -197,6 +197,33 @@ def test_discard_closes_at_once_and_wakes_a_waiter() -> None:
     res.assert_settled(pool)
 
 
+def test_discard_inside_a_lease_leaves_nothing_to_release() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    with pool.lease(timeout=1) as resource:
+        pool.discard(resource)
+    assert resource.closed
+    assert pool.stats().broken == 1
+    res.assert_settled(pool)
+
+
+def test_a_reset_returning_false_closes_the_resource_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    res = Resources()
+
+    def refuse(resource: Resource) -> bool:
+        return False
+
+    pool = res.pool(pool_size=1, reset=refuse)
+    with caplog.at_level(logging.DEBUG, logger="respool"):
+        with pool.lease(timeout=1) as resource:
+            pass
+    assert resource.closed and pool.stats().broken == 1
+    assert caplog.records == []
+    res.assert_settled(pool)
+
+
 # -- outages -------------------------------------------------------------------------
 
 

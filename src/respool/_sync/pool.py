@@ -82,11 +82,14 @@ def _no_adoption(result: object, error: BaseException | None) -> None:
     """A releaser call left behind at its timeout: the resource already counts as closed."""
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _where(entry: Entry[Any]) -> str:
-    """The line that acquired ``entry``'s resource, if recorded."""
+    """The line outside respool that acquired ``entry``'s resource, if recorded."""
     if entry.site is None:
         return "an unrecorded place (set leak_timeout to record acquire sites)"
-    frame = entry.site[0]
+    frame = next((f for f in entry.site if not f.filename.startswith(_PACKAGE)), entry.site[0])
     return f"{frame.filename}:{frame.lineno} in {frame.name}"
 
 
@@ -145,6 +148,7 @@ class _Vet(Generic[T]):
 
 
 _RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released resource
+_RESET_REFUSED = Exception("reset returned False")  # closes the resource quietly
 
 
 class Pool(Generic[T]):
@@ -172,11 +176,12 @@ class Pool(Generic[T]):
         check_interval: a resource used less than this many seconds ago is
             handed out without a check (default 0.5); ``0`` checks every time.
         reset: ``(T) -> object`` runs on every release (say a
-            rollback); if it raises, the resource is closed instead of pooled.
+            rollback); if it returns ``False`` or raises, the resource is
+            closed instead of pooled.
         leak_timeout: seconds a caller may hold a resource before the pool
             logs a warning naming where it was acquired (and again when it
             comes back); ``None`` (default) turns this off.  Leases are
-            looked at whenever the pool is used (acquire, release, stats).
+            looked at on every ``acquire`` and ``stats()``.
         cleanup_timeout: seconds allowed to each ``reset`` and releaser call,
             or ``None`` (default) to let them run as long as they take;
             with it set, they run in a thread of their own, and one still
@@ -385,9 +390,9 @@ class Pool(Generic[T]):
                 ``acquire_timeout``.
 
         Raises:
-            PoolTimeout: the timeout passed; resources made so far stay.
+            PoolTimeout: the timeout passed (a failing factory is retried
+                until then, as in :meth:`acquire`); resources made so far stay.
             PoolClosed: the pool was disposed.
-            Exception: whatever the factory raised; resources made so far stay.
 
         Resources made so far stay when it fails or times out.
         """
@@ -703,7 +708,8 @@ class Pool(Generic[T]):
             with self._lock:
                 self._creation_failed()
                 facts = self._timeout_facts()
-            what = "while the factory kept failing"
+            early = max(0.0, deadline - monotonic())
+            what = f"while the factory kept failing (given up {early:.2f}s early: no retry fits)"
             raise self._timeout_error(facts, timeout, what)
         try:
             sleep_until(resume)
@@ -782,7 +788,8 @@ class Pool(Generic[T]):
         error: BaseException | None = None
         try:
             with Shield():
-                call.run(self._cleanup_deadline())
+                if call.run(self._cleanup_deadline()) is False:
+                    error = _RESET_REFUSED
         except BaseException as exc:
             error = exc
         if call.detached:  # threads: the reset goes on; _adopt_held closes it when done
@@ -798,9 +805,10 @@ class Pool(Generic[T]):
         if not isinstance(error, Exception):
             self._close_and_free(entry)
             raise error
-        logger.warning(
-            "reset failed on %s; closing it", reprlib.repr(entry.resource), exc_info=error
-        )
+        if error is not _RESET_REFUSED:
+            logger.warning(
+                "reset failed on %s (%r); closing it", reprlib.repr(entry.resource), error
+            )
         return entry
 
     def _hand_out(self, entry: Entry[T]) -> T:
@@ -1256,6 +1264,11 @@ class Lease(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Release, whatever ended the block; never raises ``PoolTimeout``."""
+        """Release, whatever ended the block; never raises ``PoolTimeout``.
+
+        If the block discarded the resource (``pool.discard``), there is
+        nothing left to release.
+        """
         self._state = "done"
-        self._pool.release(self._resource)
+        if id(self._resource) in self._pool._alive:  # else the holder discarded it
+            self._pool.release(self._resource)
