@@ -320,6 +320,33 @@ def test_timeout_bounds_a_slow_factory_and_loses_nothing() -> None:
     res.assert_settled(pool)
 
 
+def test_a_short_timeout_behind_long_ones_fires_on_time() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    held = pool.acquire()
+    outcomes: list[tuple[str, float]] = []
+
+    def wait(name: str, timeout: float) -> None:
+        started = time.monotonic()
+        try:
+            with pool.lease(timeout=timeout):
+                outcomes.append((name, -1.0))
+        except PoolTimeout:
+            outcomes.append((name, time.monotonic() - started))
+
+    with Nursery() as nursery:
+        nursery.start_soon(wait, "patient", 0.6)
+        wait_until(lambda: pool.stats().waiting == 1)
+        nursery.start_soon(wait, "short", 0.05)  # its deadline comes before the first's
+        nursery.start_soon(wait, "shorter", 0.02)
+    by_name = dict(outcomes)
+    assert 0.02 <= by_name["shorter"] < 0.3
+    assert 0.05 <= by_name["short"] < 0.3
+    assert by_name["patient"] >= 0.6
+    pool.release(held)
+    res.assert_settled(pool)
+
+
 def test_waiters_that_time_out_leave_the_line() -> None:
     res = Resources()
     pool = res.pool(pool_size=1)
