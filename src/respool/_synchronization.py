@@ -261,11 +261,12 @@ class AsyncBoundedCall(Generic[T]):
         self.timed_out = False
         self.detached = False
 
-    async def run(self, deadline: float | None) -> T:
+    async def run(self, deadline: float | None, *, start: bool = False) -> T:
+        """``start=True``: call ``fn`` even if the deadline has passed (cleanup must run)."""
         if deadline is None:
             return await self._call()
         remaining = deadline - time.monotonic()
-        if remaining > 0:
+        if remaining > 0 or start:
             with anyio.move_on_after(remaining):
                 return await self._call()
         self.timed_out = True
@@ -308,10 +309,11 @@ class BoundedCall(Generic[T]):
         self.timed_out = False
         self.detached = False
 
-    def run(self, deadline: float | None) -> T:
+    def run(self, deadline: float | None, *, start: bool = False) -> T:
+        """``start=True``: call ``fn`` even if the deadline has passed (cleanup must run)."""
         if deadline is None:
             return self._fn()
-        if deadline <= time.monotonic():
+        if deadline <= time.monotonic() and not start:
             self.timed_out = True
             raise TimeoutError("deadline passed before the call started")
         self._mutex = threading.Lock()

@@ -787,7 +787,7 @@ class AsyncPool(Generic[T]):
         error: BaseException | None = None
         try:
             with AsyncShield():
-                if await call.run(self._cleanup_deadline()) is False:
+                if await call.run(self._cleanup_deadline(), start=True) is False:
                     error = _RESET_REFUSED
         except BaseException as exc:
             error = exc
@@ -1185,7 +1185,7 @@ class AsyncPool(Generic[T]):
                     functools.partial(self._releaser, entry.held()), _no_adoption
                 )
                 with AsyncShield():
-                    await call.run(self._cleanup_deadline())
+                    await call.run(self._cleanup_deadline(), start=True)
         except Exception as exc:
             error = exc
             if call.timed_out:

@@ -778,7 +778,7 @@ class Pool(Generic[T]):
         error: BaseException | None = None
         try:
             with Shield():
-                if call.run(self._cleanup_deadline()) is False:
+                if call.run(self._cleanup_deadline(), start=True) is False:
                     error = _RESET_REFUSED
         except BaseException as exc:
             error = exc
@@ -1176,7 +1176,7 @@ class Pool(Generic[T]):
                     functools.partial(self._releaser, entry.held()), _no_adoption
                 )
                 with Shield():
-                    call.run(self._cleanup_deadline())
+                    call.run(self._cleanup_deadline(), start=True)
         except Exception as exc:
             error = exc
             if call.timed_out:
