@@ -26,7 +26,7 @@ class LostRef(weakref.ref):  # type: ignore[type-arg]
 class Entry(Generic[T]):
     """One live resource and what the pool knows about it.
 
-    ``expires_at`` is ``created_at`` plus ``pool_recycle`` less a little
+    ``expires_at`` is the creation time plus ``pool_recycle`` less a little
     jitter (``inf`` when recycling is off); ``generation`` is the pool's
     recycle generation when the factory was called, so ``recycle(force=True)``
     retires a resource by bumping the pool's.
@@ -38,14 +38,12 @@ class Entry(Generic[T]):
 
     resource: T | None
     key: int  # id() of the resource: its key in the pool's table
-    created_at: float
     expires_at: float
     generation: int
-    last_used: float
+    last_used: float  # creation, then each release: when it was last known good
     ref: LostRef | None = None
     leased: bool = False
     handed: object = None  # the waiter it was handed to, until that waiter takes it
-    lease_no: int = 0  # which lease this is, to tell a late leak report from a new lease
     leased_at: float = 0.0
     site: traceback.StackSummary | None = None  # where it was acquired, when recorded
     reported: bool = False  # a leak warning was logged for the current lease

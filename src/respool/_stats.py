@@ -9,24 +9,27 @@ import attrs
 class PoolStats:
     """What a pool held and had done at one moment (``pool.stats()``).
 
-    Gauges:
-        pool_size: the most resources the pool keeps alive at once.
-        size: resources alive now: idle, leased, or being closed.
-        idle: resources waiting in the pool to be handed out.
-        leased: resources handed out and not yet released.
-        creating: factory calls under way (each holds one of the ``pool_size`` slots).
-        waiting: callers parked in ``acquire`` until a resource or slot frees.
+    Gauges describe that moment; counters add up since the pool was made.
+    ``size + creating`` is the number of slots taken and never exceeds
+    ``pool_size``.
 
-    Counters since the pool was made:
-        created: resources the factory returned.
-        closed: resources given to the releaser (successfully or not).
-        acquired: resources handed to callers.
-        timeouts: ``PoolTimeout`` errors raised.
-        create_errors: factory calls that raised.
-        close_errors: releaser calls that raised.
-        broken: resources closed as broken: a failed ``check`` or ``reset``,
-            or ``discard()``.
-        lost: leased resources garbage-collected without being released
+    Attributes:
+        pool_size: gauge: the most resources the pool keeps alive at once.
+        size: gauge: resources alive now: idle, leased, or being closed.
+        idle: gauge: resources waiting in the pool to be handed out.
+        leased: gauge: resources handed out and not yet released.
+        creating: gauge: factory calls under way (each holds one of the ``pool_size``
+            slots).
+        waiting: gauge: callers parked in ``acquire`` until a resource or slot frees.
+        created: counter: resources the factory returned.
+        closed: counter: resources given to the releaser (successfully or not).
+        acquired: counter: resources handed to callers.
+        timeouts: counter: ``PoolTimeout`` errors raised.
+        create_errors: counter: factory calls that raised.
+        close_errors: counter: releaser calls that raised.
+        broken: counter: resources closed as broken: a failed ``check`` or
+            ``reset``, or ``discard()``.
+        lost: counter: leased resources garbage-collected without being released
             (each also emitted a ``ResourceWarning``; its slot was recovered).
     """
 

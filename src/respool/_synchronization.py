@@ -242,63 +242,78 @@ def _describe(library: str, token: object) -> str:
     return f"{library} event loop {token!r}" if library == "asyncio" else f"{library} run {token!r}"
 
 
+def _trio_token() -> object:
+    import trio
+
+    try:
+        return trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
+
+
 def _current_loop() -> tuple[str, object, Callable[[], object]]:
-    """Name the running async library, its current loop, and a cheap getter for it."""
+    """Name the running async library, its current loop, and a cheap getter for it.
+
+    The getter never raises: outside its library it returns ``None``.
+    """
     try:
         library = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
         raise RuntimeError("an AsyncPool must be used from inside an asyncio or trio run") from None
     if library == "asyncio":
-        return library, asyncio.get_running_loop(), asyncio.get_running_loop
+        return library, asyncio.get_running_loop(), asyncio._get_running_loop
     if library == "trio":
-        import trio
-
-        get_token = trio.lowlevel.current_trio_token
-        return library, get_token(), get_token
+        return library, _trio_token(), _trio_token
     raise RuntimeError(f"respool supports asyncio and trio through anyio, not {library}")
+
+
+def _unbound() -> object:
+    return _unbound  # matches no loop: the first check binds the guard
 
 
 class AsyncLoopGuard:
     """Binds an async pool to the first event loop that uses it.
 
-    ``check()`` returns ``None`` when called from that loop and a message
-    naming both loops otherwise; the pool turns it into ``PoolError``.
+    The hot path compares ``get_current()`` (which never raises) with
+    ``token`` and calls ``check()`` only when they differ.
+    ``check()`` binds the guard on first use, then returns ``None`` when called
+    from that loop and a message naming both loops otherwise; the pool turns
+    it into ``PoolError``.
     """
 
-    __slots__ = ("_get_current", "_library", "_token")
+    __slots__ = ("_library", "get_current", "token")
 
     def __init__(self) -> None:
         self._library = ""
-        self._token: object = None
-        self._get_current: Callable[[], object] | None = None
+        self.token: object = None
+        self.get_current: Callable[[], object] = _unbound
 
     def check(self) -> str | None:
-        # Called on every acquire, so the bound loop is recognised without
-        # asking sniffio; both getters raise RuntimeError outside their library.
-        get_current = self._get_current
-        if get_current is not None:
-            try:
-                if get_current() is self._token:
-                    return None
-            except RuntimeError:
-                pass
         library, token, get_current = _current_loop()
-        if self._get_current is None:
-            self._library, self._token, self._get_current = library, token, get_current
+        if self.get_current is _unbound:
+            self._library, self.token, self.get_current = library, token, get_current
             return None
-        if library == self._library and token is self._token:
+        if library == self._library and token is self.token:
             return None
         return (
-            f"this pool is bound to the {_describe(self._library, self._token)}, where it was "
+            f"this pool is bound to the {_describe(self._library, self.token)}, where it was "
             f"first used, but was now used from the {_describe(library, token)}. A pool and "
             "its resources belong to one event loop: create one pool per loop"
         )
 
 
+def _no_loop() -> None:
+    return None
+
+
 class LoopGuard:
     """Threads share one pool freely: there is no loop to bind to."""
 
-    __slots__ = ()
+    __slots__ = ("get_current", "token")
+
+    def __init__(self) -> None:
+        self.token = None
+        self.get_current: Callable[[], object] = _no_loop
 
     def check(self) -> str | None:
         return None

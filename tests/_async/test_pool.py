@@ -309,7 +309,7 @@ async def test_timeout_bounds_a_slow_factory_and_loses_nothing() -> None:
     res = AsyncResources(delay=0.3)
     pool = res.pool(pool_size=1)
     started = time.monotonic()
-    with pytest.raises(PoolTimeout, match="before the factory could create one"):
+    with pytest.raises(PoolTimeout, match="before the factory created one"):
         await pool.acquire(timeout=0.05)
     assert time.monotonic() - started < 0.25
     # the factory was cancelled (tasks) or finishes and joins the pool (threads)
@@ -610,7 +610,7 @@ async def test_storm_of_timeouts_failures_and_expiry_loses_nothing() -> None:
 async def test_timeout_zero_takes_only_an_idle_resource() -> None:
     res = AsyncResources()
     pool = res.pool(pool_size=2)
-    with pytest.raises(PoolTimeout, match="before the factory could create one"):
+    with pytest.raises(PoolTimeout, match="before the factory created one"):
         await pool.acquire(timeout=0)
     assert res.created == []  # the factory was never called
     await pool.prefill(1)

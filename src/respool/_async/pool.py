@@ -81,11 +81,14 @@ async def _no_adoption(result: object, error: BaseException | None) -> None:
     """A releaser call left behind at its timeout: the resource already counts as closed."""
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _where(entry: Entry[Any]) -> str:
-    """The line that acquired ``entry``'s resource, if recorded."""
+    """The line outside respool that acquired ``entry``'s resource, if recorded."""
     if entry.site is None:
         return "an unrecorded place (set leak_timeout to record acquire sites)"
-    frame = entry.site[0]
+    frame = next((f for f in entry.site if not f.filename.startswith(_PACKAGE)), entry.site[0])
     return f"{frame.filename}:{frame.lineno} in {frame.name}"
 
 
@@ -144,6 +147,7 @@ class _Vet(Generic[T]):
 
 
 _RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released resource
+_RESET_REFUSED = Exception("reset returned False")  # closes the resource quietly
 
 
 class AsyncPool(Generic[T]):
@@ -171,11 +175,12 @@ class AsyncPool(Generic[T]):
         check_interval: a resource used less than this many seconds ago is
             handed out without a check (default 0.5); ``0`` checks every time.
         reset: ``async (T) -> object`` runs on every release (say a
-            rollback); if it raises, the resource is closed instead of pooled.
+            rollback); if it returns ``False`` or raises, the resource is
+            closed instead of pooled.
         leak_timeout: seconds a caller may hold a resource before the pool
             logs a warning naming where it was acquired (and again when it
             comes back); ``None`` (default) turns this off.  Leases are
-            looked at whenever the pool is used (acquire, release, stats).
+            looked at on every ``acquire`` and ``stats()``.
         cleanup_timeout: seconds allowed to each ``reset`` and releaser call,
             or ``None`` (default) to let them run as long as they take;
             one still running then is cancelled and its resource counted
@@ -233,6 +238,7 @@ class AsyncPool(Generic[T]):
             raise ValueError(f"max_backoff must be > 0 seconds, got {max_backoff}")
         self._lifo = bool(lifo)
         self._sites = leak_timeout is not None or _tracking.watching()
+        self._plain = reset is None and leak_timeout is None
 
         self._guard = AsyncLoopGuard()
         self._idle: deque[Entry[T]] = deque()
@@ -275,8 +281,8 @@ class AsyncPool(Generic[T]):
         Raises:
             PoolTimeout: the timeout passed.  A factory call cut short is
                 cancelled and its slot freed.  The message carries the pool's
-                counts and the last factory error; a factory error met by
-                this call is also its ``__cause__``.
+                counts and the last factory error, which is also its
+                ``__cause__`` if it happened within the timeout's span.
             PoolClosed: the pool was disposed, before or during the wait.
             PoolError: the pool belongs to another event loop.
             TypeError: the factory or ``check`` is not async.
@@ -285,24 +291,16 @@ class AsyncPool(Generic[T]):
         caller at that moment goes to the next waiter, a factory call under
         way is cancelled and its slot freed.
         """
+        if self._guard.get_current() is not self._guard.token:
+            self._check_loop()
+        if timeout is not None:
+            check_seconds("timeout", timeout)
         now = monotonic()
-        deadline = self._deadline(timeout, now)
-        self._check_loop()
-        while True:
-            claim: Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T] | None
-            with self._lock:
-                claim = self._claim(now)
-            if isinstance(claim, _Waiter):
-                claim = await self._wait(claim, deadline, timeout)
-            if isinstance(claim, _Vet):
-                claim = await self._vet(claim.entry, deadline, timeout)
-            if isinstance(claim, _Stale):
-                claim = await self._replace(claim.entry)
-            if isinstance(claim, _Slot):
-                claim = await self._create(deadline, timeout, lease=True)
-            if isinstance(claim, Entry):
-                return self._hand_out(claim)
-            now = monotonic()
+        with self._lock:
+            claim = self._claim(now)
+        if not isinstance(claim, Entry):
+            claim = await self._serve(claim, now, timeout)
+        return self._hand_out(claim)
 
     async def release(self, resource: T) -> None:
         """Give back a resource taken with :meth:`acquire`.
@@ -332,6 +330,25 @@ class AsyncPool(Generic[T]):
                 (released twice, or never acquired from this pool); nothing
                 changes.
         """
+        if self._guard.get_current() is not self._guard.token:
+            self._check_loop()
+        if self._plain:  # no reset, no leak tracking: the common case, kept short
+            with self._lock:
+                entry = self._alive.get(id(resource))
+                if (
+                    entry is None
+                    or not entry.leased
+                    or entry.handed is not None
+                    or not (entry.resource is resource or (entry.ref and entry.ref() is resource))
+                ):
+                    entry = None  # not simply ours to take back: _take_back explains why
+                else:
+                    entry.resource = resource
+                    to_close = self._check_in(entry)
+            if entry is not None:
+                if to_close is not None:
+                    await self._close_and_free(to_close)
+                return
         entry, to_close, overdue = self._take_back(resource, "release")
         if self._reset is not None:
             to_close = await self._run_reset(entry)
@@ -379,9 +396,9 @@ class AsyncPool(Generic[T]):
                 ``acquire_timeout``.
 
         Raises:
-            PoolTimeout: the timeout passed; resources made so far stay.
+            PoolTimeout: the timeout passed (a failing factory is retried
+                until then, as in :meth:`acquire`); resources made so far stay.
             PoolClosed: the pool was disposed.
-            Exception: whatever the factory raised; resources made so far stay.
 
         On cancellation the factory call under way is cancelled and its slot
         freed; resources made so far stay.
@@ -496,6 +513,29 @@ class AsyncPool(Generic[T]):
 
     # -- the acquire path ----------------------------------------------------
 
+    async def _serve(
+        self, claim: _Slot | _Waiter[T] | _Vet[T] | _Stale[T], start: float, timeout: float | None
+    ) -> Entry[T]:
+        """No idle resource was ready: wait, check, replace or create until one is."""
+        deadline = self._deadline(timeout, start)
+        while True:
+            served: Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T] | None = claim
+            if isinstance(served, _Waiter):
+                served = await self._wait(served, deadline, timeout)
+            if isinstance(served, _Vet):
+                served = await self._vet(served.entry, deadline, timeout)
+            if isinstance(served, _Stale):
+                served = await self._replace(served.entry)
+            if isinstance(served, _Slot):
+                served = await self._create(deadline, timeout, lease=True)
+            if isinstance(served, Entry):
+                return served
+            with self._lock:
+                next_claim = self._claim(monotonic())
+            if isinstance(next_claim, Entry):
+                return next_claim
+            claim = next_claim
+
     def _claim(self, now: float) -> Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T]:
         """Under the lock: an idle resource, a slot to create in, or a place in line."""
         if self._closed:
@@ -504,10 +544,17 @@ class AsyncPool(Generic[T]):
             self._recover_lost()
         if self._idle:
             entry = self._pop_idle()
-            if not self._usable(entry, now):
+            if now >= entry.expires_at or entry.generation != self._generation:
                 return _Stale(entry)
-            self._lease(entry)
-            return self._vetting(entry, now)
+            if self._leak_timeout is not None:
+                self._lease(entry)
+            else:  # _lease, inlined: this is the acquire hot path
+                entry.leased = True
+                self._leased += 1
+                self._acquired += 1
+            if self._check is not None and now - entry.last_used >= self._check_interval:
+                return _Vet(entry)
+            return entry
         if self._slots < self._pool_size:
             self._slots += 1
             self._creating += 1
@@ -576,7 +623,8 @@ class AsyncPool(Generic[T]):
             if call.timed_out:
                 with self._lock:
                     facts = self._timeout_facts()
-                raise self._timeout_error(facts, timeout, "checking an idle resource") from None
+                error = self._timeout_error(facts, timeout, "checking an idle resource")
+                raise error from error.__cause__
             raise
         if verdict is False:
             return await self._failed_check(entry, None)
@@ -612,13 +660,12 @@ class AsyncPool(Generic[T]):
         to the caller, or (``lease=False``) places it in the pool; returns
         ``None`` if it was closed at once instead (retired meanwhile).
         """
-        failure: Exception | None = None
         while True:
             with self._lock:
                 generation = self._generation
                 resume = self._backoff_until
             if resume > monotonic():
-                await self._pause(resume, deadline, timeout, failure)
+                await self._pause(resume, deadline, timeout)
                 continue
             call = AsyncBoundedCall(self._factory, functools.partial(self._adopt, generation))
             try:
@@ -636,19 +683,20 @@ class AsyncPool(Generic[T]):
                     if call.timed_out:
                         with self._lock:
                             facts = self._timeout_facts()
-                        what = "before the factory could create one"
-                        raise self._timeout_error(facts, timeout, what) from failure
+                        error = self._timeout_error(
+                            facts, timeout, "before the factory created one"
+                        )
+                        raise error from error.__cause__
                     raise
                 with self._lock:
                     self._factory_failed(exc)
-                failure = exc
         try:
             with self._lock:
                 entry = self._register(resource, generation)
                 if lease and not self._closed:
                     self._lease(entry)
                     return entry
-                to_close = self._put(entry, entry.created_at)
+                to_close = self._put(entry, entry.last_used)
         except _Duplicate:
             raise self._duplicate_error(resource) from None
         if to_close is None:
@@ -663,15 +711,15 @@ class AsyncPool(Generic[T]):
         resume: float,
         deadline: float | None,
         timeout: float | None,
-        failure: Exception | None,
     ) -> None:
         """Wait out the factory's backoff in a reserved slot; time out now if it ends too late."""
         if deadline is not None and resume >= deadline:
             with self._lock:
                 self._creation_failed()
                 facts = self._timeout_facts()
-            what = "while the factory kept failing"
-            raise self._timeout_error(facts, timeout, what) from failure or facts[1]
+            early = max(0.0, deadline - monotonic())
+            what = f"while the factory kept failing (given up {early:.2f}s early: no retry fits)"
+            raise self._timeout_error(facts, timeout, what)
         try:
             await async_sleep_until(resume)
         except BaseException:
@@ -695,7 +743,7 @@ class AsyncPool(Generic[T]):
                 to_close = None
                 refused = True
             else:
-                to_close = self._put(entry, entry.created_at)
+                to_close = self._put(entry, entry.last_used)
                 refused = False
         if refused:
             logger.error(
@@ -749,7 +797,8 @@ class AsyncPool(Generic[T]):
         error: BaseException | None = None
         try:
             with AsyncShield():
-                await call.run(self._cleanup_deadline())
+                if await call.run(self._cleanup_deadline()) is False:
+                    error = _RESET_REFUSED
         except BaseException as exc:
             error = exc
         if call.detached:  # threads: the reset goes on; _adopt_held closes it when done
@@ -765,14 +814,15 @@ class AsyncPool(Generic[T]):
         if not isinstance(error, Exception):
             await self._close_and_free(entry)
             raise error
-        logger.warning(
-            "reset failed on %s; closing it", reprlib.repr(entry.resource), exc_info=error
-        )
+        if error is not _RESET_REFUSED:
+            logger.warning(
+                "reset failed on %s (%r); closing it", reprlib.repr(entry.resource), error
+            )
         return entry
 
     def _hand_out(self, entry: Entry[T]) -> T:
         """The caller takes its resource: from now on the pool holds it weakly, if it can."""
-        resource = cast(T, entry.resource)
+        resource: T = entry.resource  # type: ignore[assignment]  # held strongly until now
         if entry.ref is not None:
             entry.resource = None
         if self._sites:
@@ -823,7 +873,7 @@ class AsyncPool(Generic[T]):
         self._backoff_until = 0.0
         now = monotonic()
         expires_at = now + self._recycle * (1.0 - RECYCLE_JITTER * random.random())
-        entry = Entry(resource, id(resource), now, expires_at, generation, now)
+        entry = Entry(resource, id(resource), expires_at, generation, now)
         try:
             ref = LostRef(resource, _on_lost)
         except TypeError:
@@ -850,15 +900,13 @@ class AsyncPool(Generic[T]):
         pause = min(self._max_backoff, FIRST_BACKOFF * 2.0 ** min(self._failures - 1, 32))
         self._backoff_until = max(self._backoff_until, now + pause * (1.0 - random.random() / 2))
 
-    def _release_problem(self, entry: Entry[T] | None, resource: T) -> str | None:
+    def _release_problem(self, entry: Entry[T] | None, resource: T) -> str:
         if entry is None or not entry.leased or not entry.holds(resource):
             return "does not lease it (released twice, or never acquired from this pool)"
-        if entry.handed is not None:
-            return (
-                "already got it back: it was released twice (the first release is still "
-                "resetting it, or handed it to a waiter that has not taken it yet)"
-            )
-        return None
+        return (
+            "already got it back: it was released twice (the first release is still "
+            "resetting it, or handed it to a waiter that has not taken it yet)"
+        )
 
     def _take_back(self, resource: T, how: str) -> tuple[Entry[T], Entry[T] | None, float | None]:
         """Take a resource back from its holder, or raise :class:`PoolError`.
@@ -867,23 +915,27 @@ class AsyncPool(Generic[T]):
         if it was reported as a leak.  ``reset``, when the pool has one, is
         left to the caller.
         """
-        self._check_loop()
+        if self._guard.get_current() is not self._guard.token:
+            self._check_loop()
         with self._lock:
             entry = self._alive.get(id(resource))
-            problem = self._release_problem(entry, resource)
-            if entry is not None and problem is None:
+            if (
+                entry is not None
+                and entry.leased
+                and entry.handed is None
+                and (entry.resource is resource or (entry.ref and entry.ref() is resource))
+            ):
                 entry.resource = resource
                 overdue = monotonic() - entry.leased_at if entry.reported else None
-                to_close = None
                 if how == "discard":
                     self._unlease(entry)
                     self._broken += 1
-                    to_close = entry
-                elif self._reset is not None:
+                    return entry, entry, overdue
+                if self._reset is not None:
                     entry.handed = _RETURNING
-                else:
-                    to_close = self._check_in(entry)
-                return entry, to_close, overdue
+                    return entry, None, overdue
+                return entry, self._check_in(entry), overdue
+            problem = self._release_problem(entry, resource)
         advice = "release or discard each acquired resource exactly once, or use `lease()`"
         raise PoolError(
             f"{how}({reprlib.repr(resource)}): this {type(self).__name__} {problem}; {advice}"
@@ -891,7 +943,10 @@ class AsyncPool(Generic[T]):
 
     def _check_in(self, entry: Entry[T]) -> Entry[T] | None:
         """A holder gave ``entry`` back; return it if it must be closed."""
-        self._unlease(entry)
+        entry.leased = False  # _unlease, inlined: this is the release hot path
+        self._leased -= 1
+        if self._leak_timeout is not None:
+            self._holding.pop(entry, None)
         entry.last_used = now = monotonic()
         return self._put(entry, now)
 
@@ -901,9 +956,9 @@ class AsyncPool(Generic[T]):
         Returns it instead when it must be closed (expired, retired, or the
         pool is closed): the caller closes it and frees its slot.
         """
-        if self._closed or not self._usable(entry, now):
+        if self._closed or now >= entry.expires_at or entry.generation != self._generation:
             return entry
-        waiter = self._next_waiter()
+        waiter = self._next_waiter() if self._waiting else None
         if waiter is None:
             self._idle.append(entry)
             return None
@@ -1024,11 +1079,15 @@ class AsyncPool(Generic[T]):
             cause = "no factory errors so far"
         else:
             cause = f"last factory error ({ago:.1f}s ago): {last!r}"
-        return PoolTimeout(
+        error = PoolTimeout(
             f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); {cause}",
             stats,
             last,
         )
+        # A factory error within the call's own time span is why it timed out.
+        error.__cause__ = last if last is not None and ago <= (seconds or 0) else None
+        error.__suppress_context__ = True  # the pool's internal TimeoutError says nothing more
+        return error
 
     def _duplicate_error(self, resource: object) -> PoolError:
         return PoolError(
@@ -1165,7 +1224,10 @@ class AsyncPool(Generic[T]):
     # -- helpers -----------------------------------------------------------------
 
     def _check_loop(self) -> None:
-        problem = self._guard.check()
+        guard = self._guard
+        if guard.get_current() is guard.token:
+            return
+        problem = guard.check()
         if problem is not None:
             raise PoolError(problem)
 
@@ -1211,6 +1273,11 @@ class AsyncLease(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Release, whatever ended the block; never raises ``PoolTimeout``."""
+        """Release, whatever ended the block; never raises ``PoolTimeout``.
+
+        If the block discarded the resource (``pool.discard``), there is
+        nothing left to release.
+        """
         self._state = "done"
-        await self._pool.release(self._resource)
+        if id(self._resource) in self._pool._alive:  # else the holder discarded it
+            await self._pool.release(self._resource)

@@ -1,0 +1,328 @@
+# generated from tests/_async/test_health.py by unasync_build.py: do not edit, edit the source
+"""Health checks, reset, discard, outages, leaks: both faces (tests/_sync is generated)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from respool import Pool, PoolError, PoolTimeout
+
+from ..concurrency import Nursery, sleep, wait_until
+from .resources import Resources, Resource
+
+
+
+class Health:
+    """A check and a reset whose verdicts the test sets per resource."""
+
+    def __init__(self) -> None:
+        self.broken: set[int] = set()  # resource numbers the check rejects
+        self.raising: set[int] = set()  # resource numbers the check raises on
+        self.checked: list[int] = []
+        self.reset_fails: set[int] = set()
+        self.resets: list[int] = []
+
+    def check(self, resource: Resource) -> bool:
+        self.checked.append(resource.number)
+        if resource.number in self.raising:
+            raise ConnectionResetError("server closed the connection")
+        return resource.number not in self.broken
+
+    def reset(self, resource: Resource) -> None:
+        self.resets.append(resource.number)
+        if resource.number in self.reset_fails:
+            raise ConnectionAbortedError("rollback failed")
+
+
+# -- check -----------------------------------------------------------------------
+
+
+def test_check_runs_only_on_resources_idle_past_check_interval() -> None:
+    res, health = Resources(), Health()
+    pool = res.pool(pool_size=2, check=health.check, check_interval=0.05)
+    first = pool.acquire()
+    pool.release(first)
+    assert pool.acquire() is first  # used just now: no check
+    pool.release(first)
+    assert health.checked == []
+    sleep(0.06)
+    assert pool.acquire() is first
+    assert health.checked == [first.number]
+    pool.release(first)
+    res.assert_settled(pool)
+
+
+def test_a_failed_check_closes_the_resource_and_hands_out_another() -> None:
+    res, health = Resources(), Health()
+    pool = res.pool(pool_size=3, check=health.check, check_interval=0)
+    a, b = pool.acquire(), pool.acquire()
+    pool.release(b)
+    pool.release(a)  # LIFO: a is offered first
+    health.broken.add(a.number)
+    health.raising.add(b.number)
+    got = pool.acquire(timeout=5)
+    assert a.closed and b.closed  # both rejected, in order, inside one acquire
+    assert got is res.created[-1] and got not in (a, b)
+    assert pool.stats().broken == 2
+    pool.release(got)
+    res.assert_settled(pool)
+
+
+def test_a_failed_check_keeps_the_callers_place_and_slot() -> None:
+    res, health = Resources(), Health()
+    pool = res.pool(pool_size=1, check=health.check, check_interval=0)
+    only = pool.acquire()
+    pool.release(only)
+    health.broken.add(only.number)
+    replacement = pool.acquire(timeout=5)
+    assert only.closed and replacement is not only
+    assert pool.stats().size == 1
+    pool.release(replacement)
+    res.assert_settled(pool)
+
+
+def test_check_is_bounded_by_the_acquire_timeout() -> None:
+    res = Resources()
+
+    def hanging_check(resource: Resource) -> bool:
+        sleep(1)
+        return True
+
+    pool = res.pool(pool_size=1, check=hanging_check, check_interval=0)
+    resource = pool.acquire()
+    pool.release(resource)
+    started = time.monotonic()
+    with pytest.raises(PoolTimeout, match="checking an idle resource"):
+        pool.acquire(timeout=0.1)
+    assert time.monotonic() - started < 2
+    # cut short mid-check, the resource is not trusted: closed once (now, or when the
+    # check's thread ends), its slot freed either way
+    wait_until(lambda: pool.stats().size == 0, timeout=10)
+    assert resource.closed
+    res.assert_settled(pool)
+
+
+def test_with_no_time_left_to_check_the_resource_goes_back_untouched() -> None:
+    res, health = Resources(), Health()
+    pool = res.pool(pool_size=1, check=health.check, check_interval=0)
+    resource = pool.acquire()
+    pool.release(resource)
+    with pytest.raises(PoolTimeout, match="before an idle resource could be checked"):
+        pool.acquire(timeout=0)
+    assert health.checked == [] and not resource.closed
+    assert pool.stats().idle == 1
+    assert pool.acquire(timeout=1) is resource
+    pool.release(resource)
+    res.assert_settled(pool)
+
+
+# -- reset -------------------------------------------------------------------------
+
+
+def test_reset_runs_on_release_and_a_failing_one_closes_the_resource() -> None:
+    res, health = Resources(), Health()
+    pool = res.pool(pool_size=2, reset=health.reset)
+    a, b = pool.acquire(), pool.acquire()
+    health.reset_fails.add(b.number)
+    pool.release(a)
+    pool.release(b)
+    assert health.resets == [a.number, b.number]
+    assert not a.closed and b.closed
+    assert pool.stats().idle == 1 and pool.stats().broken == 1
+    res.assert_settled(pool)
+
+
+def test_a_release_while_reset_runs_is_a_double_release() -> None:
+    res = Resources()
+    started: list[Resource] = []
+
+    def slow_reset(resource: Resource) -> None:
+        started.append(resource)
+        sleep(0.1)
+
+    pool = res.pool(pool_size=1, reset=slow_reset)
+    resource = pool.acquire()
+    with Nursery() as nursery:
+        nursery.start_soon(pool.release, resource)
+        wait_until(lambda: started == [resource])
+        with pytest.raises(PoolError, match="released twice"):
+            pool.release(resource)
+    assert pool.stats().idle == 1
+    res.assert_settled(pool)
+
+
+def test_cleanup_timeout_bounds_reset_and_releaser() -> None:
+    res = Resources()
+
+    def hanging(resource: Resource) -> None:
+        sleep(1)
+
+    pool = Pool(res.factory, hanging, pool_size=1, reset=hanging, cleanup_timeout=0.05)
+    resource = pool.acquire()
+    started = time.monotonic()
+    pool.release(resource)  # the reset overruns, then the releaser does
+    assert time.monotonic() - started < 2
+    wait_until(lambda: pool.stats().size == 0, timeout=15)
+    stats = pool.stats()
+    assert stats.broken == 1 and stats.closed == 1 and stats.close_errors == 1
+    with pool.lease(timeout=1) as again:
+        assert again is not resource
+
+
+# -- discard -------------------------------------------------------------------------
+
+
+def test_discard_closes_at_once_and_wakes_a_waiter() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    broken = pool.acquire()
+    got: list[Resource] = []
+
+    def waiter() -> None:
+        with pool.lease(timeout=5) as resource:
+            got.append(resource)
+
+    with Nursery() as nursery:
+        nursery.start_soon(waiter)
+        wait_until(lambda: pool.stats().waiting == 1)
+        pool.discard(broken)
+    assert broken.closed
+    assert len(got) == 1 and got[0] is not broken
+    assert pool.stats().broken == 1
+    with pytest.raises(PoolError, match=r"discard\(Resource"):
+        pool.discard(broken)
+    res.assert_settled(pool)
+
+
+def test_discard_inside_a_lease_leaves_nothing_to_release() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    with pool.lease(timeout=1) as resource:
+        pool.discard(resource)
+    assert resource.closed
+    assert pool.stats().broken == 1
+    res.assert_settled(pool)
+
+
+def test_a_reset_returning_false_closes_the_resource_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    res = Resources()
+
+    def refuse(resource: Resource) -> bool:
+        return False
+
+    pool = res.pool(pool_size=1, reset=refuse)
+    with caplog.at_level(logging.DEBUG, logger="respool"):
+        with pool.lease(timeout=1) as resource:
+            pass
+    assert resource.closed and pool.stats().broken == 1
+    assert caplog.records == []
+    res.assert_settled(pool)
+
+
+# -- outages -------------------------------------------------------------------------
+
+
+def test_an_outage_ends_every_acquire_in_time_and_the_pool_recovers() -> None:
+    res = Resources(failures=10**6)
+    pool = res.pool(pool_size=3, max_backoff=0.2)
+    calls_before = pool.stats().create_errors
+    served: list[float] = []
+    timeouts: list[PoolTimeout] = []
+
+    def caller(timeout: float) -> None:
+        try:
+            with pool.lease(timeout=timeout):
+                served.append(time.monotonic())
+        except PoolTimeout as exc:
+            timeouts.append(exc)
+
+    down_until = time.monotonic() + 0.6
+    with Nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(caller, 0.2)  # give up during the outage
+        for _ in range(5):
+            nursery.start_soon(caller, 10)  # outlast it
+        sleep(max(0.0, down_until - time.monotonic()))
+        res.failures = 0
+    back = down_until
+    assert len(served) == 5
+    assert min(served) >= back
+    assert max(served) <= back + 0.2 + 1.0  # one backoff pause, and a generous margin
+    errors = pool.stats().create_errors - calls_before
+    assert 3 <= errors <= 3 * (0.6 / 0.05 + 5)  # retried, but never in a busy loop
+    assert len(timeouts) == pool.stats().timeouts == 3
+    assert all(isinstance(exc.__cause__, ConnectionError) for exc in timeouts)
+    res.assert_settled(pool)
+
+
+# -- leaks -----------------------------------------------------------------------------
+
+
+def test_leak_timeout_logs_the_acquire_site_then_the_return(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    res = Resources()
+    pool = res.pool(pool_size=2, leak_timeout=0.05)
+    kept = pool.acquire()  # the line the warning must name
+    sleep(0.06)
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        other = pool.acquire()
+        pool.release(other)
+        pool.release(kept)
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2, messages
+    assert "Resource(0) has been held for" in messages[0]
+    assert "kept = " in messages[0] and "pool.acquire()" in messages[0]
+    assert "Resource(0) came back after" in messages[1]
+
+
+def test_a_dropped_lease_warns_and_its_slot_is_recovered() -> None:
+    numbers = iter(range(100))
+
+    def factory() -> Resource:  # keeps no reference to what it makes
+        return Resource(next(numbers))
+
+    pool = Pool(factory, None, pool_size=1, leak_timeout=60)
+    dropped = pool.acquire()
+    number = dropped.number
+    with pytest.warns(ResourceWarning, match=r"garbage-collected without being released.*test_"):
+        del dropped  # the last reference: CPython frees it at once
+    stats = pool.stats()
+    assert stats.lost == 1 and stats.leased == 0 and stats.size == 0
+    with pool.lease(timeout=1) as fresh:
+        assert fresh.number != number
+
+
+# -- lifetime jitter and arguments -----------------------------------------------------
+
+
+def test_pool_recycle_is_cut_by_up_to_five_percent_per_resource() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=50, pool_recycle=100)
+    pool.prefill()
+    lifetimes = [e.expires_at - e.last_used for e in pool._alive.values()]  # never used yet
+    assert all(95 <= t <= 100 for t in lifetimes), lifetimes
+    assert len({round(t, 6) for t in lifetimes}) > 40  # spread, not one value
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"check": 1}, TypeError, "check must be callable"),
+        ({"reset": "x"}, TypeError, "reset must be callable"),
+        ({"check_interval": -1}, ValueError, "check_interval"),
+        ({"leak_timeout": "1"}, TypeError, "leak_timeout"),
+        ({"cleanup_timeout": -0.5}, ValueError, "cleanup_timeout"),
+        ({"max_backoff": 0}, ValueError, "max_backoff must be > 0"),
+    ],
+)
+def test_bad_reliability_arguments_fail_at_construction(
+    kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        Resources().pool(**kwargs)

@@ -1,0 +1,70 @@
+"""A pool in a child process after os.fork(): the parent's resources are not the child's."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import pytest
+
+from respool import Pool, PoolError
+
+from ._sync.resources import Resources
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
+
+
+def in_child(pool: Pool[object], res: Resources, held: object) -> dict[str, object]:
+    """What the child sees and does; runs in the forked process."""
+    before = pool.stats()
+    fresh = pool.acquire(timeout=5)
+    parents = res.created[:2]  # what the parent had made before the fork
+    report: dict[str, object] = {
+        "stats": [before.size, before.idle, before.leased, before.waiting, before.creating],
+        "fresh_is_parents": any(fresh is r for r in parents),
+    }
+    try:
+        pool.release(held)
+    except PoolError as exc:
+        report["release_parents"] = str(exc)
+    pool.release(fresh)
+    pool.dispose()
+    report["closed"] = [r.number for r in res.closed]
+    return report
+
+
+def test_a_forked_child_starts_empty_and_leaves_the_parents_resources_alone() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=3)
+    pool.prefill(2)
+    held = pool.acquire(timeout=1)
+    parent_stats = pool.stats()
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads alive
+        pid = os.fork()
+    if pid == 0:  # the child: report, then leave at once, running no test teardown
+        code = 0
+        try:
+            os.write(write_end, json.dumps(in_child(pool, res, held)).encode())
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        report = json.loads(pipe.read() or "{}")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, report
+
+    assert report["stats"] == [0, 0, 0, 0, 0]  # starts empty
+    assert report["fresh_is_parents"] is False  # never hands out the parent's
+    assert "does not lease it" in str(report["release_parents"])
+    assert report["closed"] == [2]  # closed only its own resource, not the parent's 0 and 1
+    # The parent is untouched.
+    assert pool.stats() == parent_stats
+    assert res.closed == []
+    pool.release(held)
+    pool.dispose()
+    assert sorted(r.number for r in res.closed) == [0, 1]
