@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -203,22 +204,62 @@ def test_never_more_than_pool_size_alive() -> None:
     res.assert_settled(pool)
 
 
-def test_waiters_are_served_first_come_first_served() -> None:
+def waiting_or_quit(pool: Pool[Resource]) -> tuple[int, int]:
+    stats = pool.stats()
+    return stats.waiting, stats.timeouts
+
+
+def test_forty_parked_waiters_are_served_in_arrival_order() -> None:
+    """Like Commons Pool's testBorrowObjectFairness: 40 parked callers, served in order.
+
+    The one resource passes down the line: every third holder discards it,
+    so the next in line is handed a free slot (and creates) instead of a
+    resource.  Five callers in the middle give up (time out) before anyone is
+    served: they are skipped and the rest keep their order.  A caller arriving
+    while the line is being served goes to its end.
+    """
     res = Resources()
     pool = res.pool(pool_size=1)
     first = pool.acquire()
-    order: list[int] = []
+    quitters = {5, 12, 19, 26, 33}
+    late = 40  # arrives when number 20 is served
+    served: list[int] = []
+    got: dict[int, Resource] = {}
 
-    def waiter(i: int) -> None:
-        with pool.lease(timeout=10):
-            order.append(i)
+    def caller(i: int) -> None:
+        if i in quitters:
+            with pytest.raises(PoolTimeout):
+                pool.acquire(timeout=0.05)
+            return
+        resource = pool.acquire(timeout=30)
+        served.append(i)
+        got[i] = resource
+        if i == 20:
+            nursery.start_soon(caller, late)
+            # everyone still in line, then the late caller behind them
+            in_line = len([j for j in range(21, 40) if j not in quitters]) + 1
+            wait_until(lambda: pool.stats().waiting == in_line)
+        if i % 3 == 0:
+            pool.discard(resource)
+        else:
+            pool.release(resource)
 
     with Nursery() as nursery:
-        for i in range(8):
-            nursery.start_soon(waiter, i)
-            wait_until(lambda i=i: pool.stats().waiting == i + 1)
+        for i in range(40):
+            nursery.start_soon(caller, i)
+            # parked in turn (a quitter may already have given up)
+            wait_until(lambda i=i: sum(waiting_or_quit(pool)) == i + 1)
+        wait_until(lambda: pool.stats().timeouts == len(quitters))
         pool.release(first)
-    assert order == list(range(8))
+    assert served == [i for i in range(40) if i not in quitters] + [late]
+    assert got[0] is first
+    for before, after in itertools.pairwise(served):
+        if before % 3 == 0:  # discarded: the next one was handed the slot, and created
+            assert got[after] is not got[before] and got[before].closed
+        else:  # released: handed straight to the next one
+            assert got[after] is got[before]
+    assert pool.stats().broken == len([i for i in served if i % 3 == 0])
+    assert pool.stats().timeouts == len(quitters)
     res.assert_settled(pool)
 
 
