@@ -21,11 +21,14 @@ acquires (``acquire`` or ``lease``) with a tiny timeout (0 to 10 ms), holds
 briefly, then releases or discards, and the whole round is cancelled at a
 random moment: by an anyio ``move_on_after`` (both backends) or, under
 asyncio, by the task's own ``Task.cancel()`` (which gets through anyio's
-shields).  Afterwards nothing may have leaked: every resource the factory
-made was given to the releaser exactly once or is idle in the pool; no
-resource was ever held by two callers, checked, reset or closed while held,
-or handed out after being closed; the pool's counts agree; and the pool still
-serves once the hooks behave.
+shields).  Meanwhile another task calls ``recycle()`` (forced or not).
+Afterwards nothing may have leaked: every resource the factory made was
+given to the releaser exactly once or is idle in the pool; no resource was
+ever held by two callers, checked, reset or closed while held, or handed out
+after being closed; the pool's counts agree; and the pool still serves once
+the hooks behave.  Then the storm starts again (2 rounds a task) and the pool
+is disposed in the middle of it: afterwards every resource ever made was given
+to the releaser exactly once and nothing is left in flight.
 """
 
 from __future__ import annotations
@@ -39,10 +42,13 @@ import zlib
 import anyio
 import pytest
 
-from respool import AsyncPool, PoolTimeout
+from respool import AsyncPool, PoolClosed, PoolTimeout
 
 from ._async.resources import Resource
 from .figures import Figures, figures
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
 
 FIGURES = figures("cancellation_matrix")
 
@@ -158,6 +164,7 @@ class Counts:
         self.timeouts = 0
         self.cancellations = 0  # rounds whose cancellation landed
         self.swallowed = 0  # Task.cancel() calls swallowed (Python 3.10 only, by anyio)
+        self.refused = 0  # PoolClosed: the pool was disposed under the caller
 
 
 async def one_round(pool: AsyncPool[Resource], rng: random.Random, counts: Counts) -> None:
@@ -190,6 +197,8 @@ async def one_round(pool: AsyncPool[Resource], rng: random.Random, counts: Count
                 await pool.release(resource)
     except PoolTimeout:
         counts.timeouts += 1
+    except PoolClosed:
+        counts.refused += 1
 
 
 async def cancelled_round(
@@ -240,15 +249,21 @@ async def run_combination(combination: tuple[str, ...], backend: str, record: Fi
     pool = faulty.pool()
     counts = Counts()
 
-    async def worker(local: random.Random) -> None:
-        for _ in range(ROUNDS):
+    async def worker(local: random.Random, rounds: int = ROUNDS) -> None:
+        for _ in range(rounds):
             native = backend == "asyncio" and local.random() < 0.5
             await cancelled_round(pool, local, counts, native)
+
+    async def recycler(local: random.Random) -> None:
+        for _ in range(3):  # retire resources under everyone's feet
+            await anyio.sleep(local.choice((0, 0.002, 0.01)))
+            await pool.recycle(force=local.random() < 0.5)
 
     with anyio.fail_after(SETTLE_LIMIT):
         async with anyio.create_task_group() as tg:
             for _ in range(TASKS):
                 tg.start_soon(worker, random.Random(rng.random()))
+            tg.start_soon(recycler, random.Random(rng.random()))
 
     # nothing leaked, nothing in flight, every count agrees with the record
     stats = pool.stats()
@@ -270,11 +285,32 @@ async def run_combination(combination: tuple[str, ...], backend: str, record: Fi
         async with pool.lease(timeout=10) as resource:
             take(resource)
             give(resource)
-        await pool.dispose()
+
+    # then, hooks misbehaving again, it is disposed in the middle of the storm
+    faulty.behaviours = behaviours
+
+    close_errors: list[Exception] = []
+
+    async def disposer(local: random.Random) -> None:
+        await anyio.sleep(local.choice((0, 0.001, 0.004)))
+        try:
+            await pool.dispose()
+        except ExceptionGroup as group:  # releaser errors, raised together
+            close_errors.extend(group.exceptions)
+
+    with anyio.fail_after(SETTLE_LIMIT):
+        async with anyio.create_task_group() as tg:
+            for _ in range(TASKS):
+                tg.start_soon(worker, random.Random(rng.random()), 2)
+            tg.start_soon(disposer, random.Random(rng.random()))
     stats = pool.stats()
     assert faulty.violations == []
+    assert all(isinstance(e, (OSError, TimeoutError)) for e in close_errors)
+    assert (stats.leased, stats.creating, stats.waiting) == (0, 0, 0), stats
     assert stats.size == 0 and len(faulty.closed) == len(faulty.created), stats
-    assert stats.closed == len(faulty.closed), stats
+    assert stats.closed == len(faulty.closed) == stats.created, stats
+    assert pool.closed
+    leaks += stats.size + stats.leased + stats.creating + stats.waiting
 
     record.add(
         combinations=1,
@@ -282,6 +318,7 @@ async def run_combination(combination: tuple[str, ...], backend: str, record: Fi
         operations=counts.operations,
         served=counts.served,
         timeouts=counts.timeouts,
+        refused_after_dispose=counts.refused,
         cancellations=counts.cancellations,
         cancellations_swallowed_by_anyio_on_py310=counts.swallowed,
         faults_injected=faulty.faults,
