@@ -38,10 +38,10 @@ class Figures:
         return _Timer(self)
 
     def as_dict(self) -> dict[str, object]:
+        timing = {"tests": self.tests, "seconds": round(self.seconds, 2)} if self.tests else {}
         return {
             "suite": self.name,
-            "tests": self.tests,
-            "seconds": round(self.seconds, 2),
+            **timing,
             "python": platform.python_version(),
             **dict(sorted(self.counts.items())),
         }

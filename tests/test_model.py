@@ -77,11 +77,14 @@ class Backend:
         self.expect(not resource.closed, f"{resource} checked after it was closed")
         return resource.number not in self.broken
 
-    def reset(self, resource: Resource) -> None:
+    def reset(self, resource: Resource) -> bool:
         self.expect(not resource.closed, f"{resource} reset after it was closed")
         if self.reset_failures:
             self.reset_failures -= 1
+            if resource.number % 2:
+                return False  # closes it quietly
             raise ConnectionError(f"could not reset {resource}")
+        return True
 
 
 class PoolModel(RuleBasedStateMachine):
@@ -206,22 +209,42 @@ class PoolModel(RuleBasedStateMachine):
     def acquire_available(self) -> Resource:
         """A real timeout, when the model says an idle resource or a free slot is there."""
         self._step()
-        expected: Resource | None = None
+        expected = self._expect_acquire()
+        resource = self.p.acquire(timeout=10)
+        self._got(resource, expected)
+        return resource
+
+    def _expect_acquire(self) -> Resource | int:
+        """The idle resource an acquire must return, or the number of the one it creates."""
         while self.idle:
             candidate = self._take_idle()
             if not self.checking or candidate.number not in self.backend.broken:
-                expected = candidate
-                break
+                return candidate
             self.counts["broken"] += 1  # the check fails: closed, and the search goes on
             self._close(candidate)
-        number = expected.number if expected is not None else self._create()
-        resource = self.p.acquire(timeout=10)
-        assert resource.number == number, (resource, number)
-        if expected is not None:
-            assert resource is expected
+        return self._create()
+
+    def _got(self, resource: Resource, expected: Resource | int) -> None:
+        if isinstance(expected, int):
+            assert resource.number == expected, (resource, expected)
+        else:
+            assert resource is expected, (resource, expected)
         self.counts["acquired"] += 1
         self.held.append(resource)
-        return resource
+
+    @precondition(lambda self: not self.disposed and (self.idle or self.alive < self.size))
+    @rule(how=st.sampled_from(["release", "discard"]))
+    def lease(self, how: str) -> None:
+        """``with pool.lease()``: released on exit, or discarded inside (nothing to release)."""
+        self._step()
+        expected = self._expect_acquire()
+        with self.p.lease(timeout=10) as resource:
+            self._got(resource, expected)
+            if how == "discard":
+                self.give_back(resource, "discard")
+            else:
+                self._expect_give_back(resource, "release")
+        self._step()
 
     # -- giving back ----------------------------------------------------------------
 
@@ -229,6 +252,10 @@ class PoolModel(RuleBasedStateMachine):
     def give_back(self, resource: Resource, how: str) -> None:
         """Release (reset, then pool or close) or discard (close) a leased resource."""
         self._step()
+        self._expect_give_back(resource, how)
+        getattr(self.p, how)(resource)
+
+    def _expect_give_back(self, resource: Resource, how: str) -> None:
         self.held.remove(resource)
         retired = resource.number in self.retired
         self.retired.discard(resource.number)
@@ -243,7 +270,6 @@ class PoolModel(RuleBasedStateMachine):
             self._close(resource)
         else:
             self.idle.append(resource)
-        getattr(self.p, how)(resource)
 
     @rule(data=st.data(), how=st.sampled_from(["release", "discard"]))
     def give_back_what_is_not_leased(self, data: st.DataObject, how: str) -> None:
