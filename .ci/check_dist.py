@@ -25,7 +25,11 @@ WHEEL_FILES = {
     "respool/_async/pool.py",
     "respool/_sync/pool.py",
     "respool/_synchronization.py",
+    "respool/testing.py",  # the pytest plugin
+    "respool/__main__.py",  # python -m respool demo
+    "respool/_demo.py",
 }
+ENTRY_POINTS = "[pytest11]\nrespool = respool.testing\n"  # the pytest plugin's registration
 SDIST_FILES = {
     "PKG-INFO",
     "pyproject.toml",
@@ -59,8 +63,12 @@ def main(dist: Path) -> list[str]:
     with zipfile.ZipFile(wheels[0]) as wheel:
         names = set(wheel.namelist())
         metadata = Parser().parsestr(wheel.read(f"respool-{version}.dist-info/METADATA").decode())
+        entry_points_name = f"respool-{version}.dist-info/entry_points.txt"
+        entry_points = wheel.read(entry_points_name).decode() if entry_points_name in names else ""
     problems += [f"wheel lacks {name}" for name in sorted(WHEEL_FILES - names)]
     problems += [f"wheel ships {n}" for n in sorted(names) if not n.startswith("respool")]
+    if ENTRY_POINTS not in entry_points:
+        problems.append(f"wheel entry_points.txt lacks {ENTRY_POINTS!r}: {entry_points!r}")
     problems += [
         f"wheel metadata lacks classifier {c!r}"
         for c in sorted(CLASSIFIERS - set(metadata.get_all("Classifier", [])))

@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 import sniffio
@@ -36,28 +38,147 @@ StateLock = threading.Lock
 # -- one-shot wake-up signal for a parked waiter ----------------------------
 
 
-class AsyncEvent:
-    """Set once; waited on by exactly one task."""
+class AsyncEvent(Protocol):
+    """Set once; waited on by exactly one task.
 
-    __slots__ = ("_event",)
+    The bound :class:`AsyncLoopGuard` makes them (``new_event``) on the
+    library's own primitives: an ``asyncio`` future with one timer, or trio's
+    task rescheduling, with no ``sniffio`` lookup per wait.
+    """
 
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def set(self) -> None:
-        self._event.set()
+    def set(self) -> None: ...
 
     async def wait(self, deadline: float | None) -> bool:
         """Wait until set or until the deadline passes; return whether set.
 
-        Cancellation of the calling task propagates.
+        A checkpoint even when already set; cancellation of the calling task
+        propagates.
         """
-        if deadline is None:
-            await self._event.wait()
-            return True
-        with anyio.move_on_after(deadline - time.monotonic()):
-            await self._event.wait()
-        return self._event.is_set()
+
+
+class _Deadlines:
+    """One loop timer for many waits whose deadlines arrive in order.
+
+    Waiters are served first come, first served and most share the pool's
+    default timeout, so their deadlines arrive in increasing order: one timer
+    for the oldest pending wait serves them all, where a timer per wait would
+    fill asyncio's timer heap with cancelled handles.  A deadline that arrives
+    out of order is refused (the wait then gets a timer of its own).
+    """
+
+    __slots__ = ("_loop", "_pending", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: deque[tuple[float, _AsyncioEvent]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, deadline: float, event: _AsyncioEvent) -> bool:
+        pending = self._pending
+        while pending and pending[0][1].done():  # served in order: the front goes first
+            pending.popleft()
+        if pending and deadline < pending[-1][0]:
+            return False
+        pending.append((deadline, event))
+        if self._timer is None:
+            self._arm()
+        return True
+
+    def _arm(self) -> None:
+        pending = self._pending
+        while pending and pending[0][1].done():
+            pending.popleft()
+        if not pending:
+            self._timer = None
+            return
+        loop = self._loop
+        self._timer = loop.call_at(loop.time() + (pending[0][0] - time.monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        pending, now = self._pending, time.monotonic()
+        while pending and (pending[0][0] <= now or pending[0][1].done()):
+            pending.popleft()[1].expire()
+        self._arm()
+
+
+class _AsyncioEvent:
+    __slots__ = ("_deadlines", "_future", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: _Deadlines) -> None:
+        self._loop = loop
+        self._deadlines = deadlines
+        self._future: asyncio.Future[bool] = loop.create_future()
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def set(self) -> None:
+        if not self._future.done():  # a cancelled wait cancels the future
+            self._future.set_result(True)
+
+    def expire(self) -> None:
+        if not self._future.done():
+            self._future.set_result(False)
+
+    async def wait(self, deadline: float | None) -> bool:
+        if deadline is None or self._deadlines.add(deadline, self):
+            return await self._future
+        loop = self._loop
+        timer = loop.call_at(loop.time() + (deadline - time.monotonic()), self.expire)
+        try:
+            return await self._future
+        finally:
+            timer.cancel()
+
+
+@functools.cache
+def _trio_parts() -> tuple[Callable[[], object], Callable[[], AsyncEvent]]:
+    """trio's token getter and event type, built once (trio is an optional dependency)."""
+    import trio
+
+    current_token = trio.lowlevel.current_trio_token
+    current_task = trio.lowlevel.current_task
+    reschedule = trio.lowlevel.reschedule
+    wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
+    checkpoint = trio.lowlevel.checkpoint
+    succeeded = trio.lowlevel.Abort.SUCCEEDED
+
+    def token() -> object:
+        try:
+            return current_token()
+        except RuntimeError:  # not inside a trio run
+            return None
+
+    class TrioEvent:
+        __slots__ = ("_set", "_task")
+
+        def __init__(self) -> None:
+            self._set = False
+            self._task: trio.lowlevel.Task | None = None
+
+        def set(self) -> None:
+            self._set = True
+            task, self._task = self._task, None
+            if task is not None:
+                reschedule(task)
+
+        def _abort(self, raise_cancel: object) -> trio.lowlevel.Abort:
+            self._task = None
+            return succeeded
+
+        async def wait(self, deadline: float | None) -> bool:
+            if self._set:
+                await checkpoint()
+                return True
+            self._task = current_task()
+            if deadline is None:
+                await wait_task_rescheduled(self._abort)
+            else:
+                with trio.move_on_at(trio.current_time() + (deadline - time.monotonic())):
+                    await wait_task_rescheduled(self._abort)
+            return self._set
+
+    return token, TrioEvent
 
 
 class Event:
@@ -140,11 +261,12 @@ class AsyncBoundedCall(Generic[T]):
         self.timed_out = False
         self.detached = False
 
-    async def run(self, deadline: float | None) -> T:
+    async def run(self, deadline: float | None, *, start: bool = False) -> T:
+        """``start=True``: call ``fn`` even if the deadline has passed (cleanup must run)."""
         if deadline is None:
             return await self._call()
         remaining = deadline - time.monotonic()
-        if remaining > 0:
+        if remaining > 0 or start:
             with anyio.move_on_after(remaining):
                 return await self._call()
         self.timed_out = True
@@ -187,10 +309,11 @@ class BoundedCall(Generic[T]):
         self.timed_out = False
         self.detached = False
 
-    def run(self, deadline: float | None) -> T:
+    def run(self, deadline: float | None, *, start: bool = False) -> T:
+        """``start=True``: call ``fn`` even if the deadline has passed (cleanup must run)."""
         if deadline is None:
             return self._fn()
-        if deadline <= time.monotonic():
+        if deadline <= time.monotonic() and not start:
             self.timed_out = True
             raise TimeoutError("deadline passed before the call started")
         self._mutex = threading.Lock()
@@ -242,17 +365,8 @@ def _describe(library: str, token: object) -> str:
     return f"{library} event loop {token!r}" if library == "asyncio" else f"{library} run {token!r}"
 
 
-def _trio_token() -> object:
-    import trio
-
-    try:
-        return trio.lowlevel.current_trio_token()
-    except RuntimeError:
-        return None
-
-
-def _current_loop() -> tuple[str, object, Callable[[], object]]:
-    """Name the running async library, its current loop, and a cheap getter for it.
+def _current_loop() -> tuple[str, object, Callable[[], object], Callable[[], AsyncEvent]]:
+    """The running async library, its current loop, a getter for it, and its events.
 
     The getter never raises: outside its library it returns ``None``.
     """
@@ -261,14 +375,21 @@ def _current_loop() -> tuple[str, object, Callable[[], object]]:
     except sniffio.AsyncLibraryNotFoundError:
         raise RuntimeError("an AsyncPool must be used from inside an asyncio or trio run") from None
     if library == "asyncio":
-        return library, asyncio.get_running_loop(), asyncio._get_running_loop
+        loop = asyncio.get_running_loop()
+        new_event = functools.partial(_AsyncioEvent, loop, _Deadlines(loop))
+        return library, loop, asyncio._get_running_loop, new_event
     if library == "trio":
-        return library, _trio_token(), _trio_token
+        token, event = _trio_parts()
+        return library, token(), token, event
     raise RuntimeError(f"respool supports asyncio and trio through anyio, not {library}")
 
 
 def _unbound() -> object:
     return _unbound  # matches no loop: the first check binds the guard
+
+
+def _unbound_event() -> AsyncEvent:
+    raise RuntimeError("no event before the pool is bound to a loop")  # pragma: no cover
 
 
 class AsyncLoopGuard:
@@ -281,17 +402,19 @@ class AsyncLoopGuard:
     it into ``PoolError``.
     """
 
-    __slots__ = ("_library", "get_current", "token")
+    __slots__ = ("_library", "get_current", "new_event", "token")
 
     def __init__(self) -> None:
         self._library = ""
         self.token: object = None
         self.get_current: Callable[[], object] = _unbound
+        self.new_event: Callable[[], AsyncEvent] = _unbound_event
 
     def check(self) -> str | None:
-        library, token, get_current = _current_loop()
+        library, token, get_current, new_event = _current_loop()
         if self.get_current is _unbound:
             self._library, self.token, self.get_current = library, token, get_current
+            self.new_event = new_event
             return None
         if library == self._library and token is self.token:
             return None
@@ -309,11 +432,12 @@ def _no_loop() -> None:
 class LoopGuard:
     """Threads share one pool freely: there is no loop to bind to."""
 
-    __slots__ = ("get_current", "token")
+    __slots__ = ("get_current", "new_event", "token")
 
     def __init__(self) -> None:
         self.token = None
         self.get_current: Callable[[], object] = _no_loop
+        self.new_event = Event
 
     def check(self) -> str | None:
         return None

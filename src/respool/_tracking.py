@@ -11,7 +11,18 @@ import contextlib
 import weakref
 from collections.abc import Iterator
 
-_watches: list[list[weakref.ref[object]]] = []
+
+class _Watch:
+    """One open watch: weak references to its pools, and strong ones if asked."""
+
+    __slots__ = ("kept", "refs")
+
+    def __init__(self, keep_alive: bool) -> None:
+        self.refs: list[weakref.ref[object]] = []
+        self.kept: list[object] | None = [] if keep_alive else None
+
+
+_watches: list[_Watch] = []
 
 
 def watching() -> bool:
@@ -20,16 +31,24 @@ def watching() -> bool:
 
 
 def pool_created(pool: object) -> None:
-    for pools in _watches:
-        pools.append(weakref.ref(pool))
+    for watch in _watches:
+        watch.refs.append(weakref.ref(pool))
+        if watch.kept is not None:
+            watch.kept.append(pool)
 
 
 @contextlib.contextmanager
-def watch() -> Iterator[list[weakref.ref[object]]]:
-    """Collect weak references to every pool created inside the block."""
-    pools: list[weakref.ref[object]] = []
-    _watches.append(pools)
+def watch(*, keep_alive: bool = False) -> Iterator[list[weakref.ref[object]]]:
+    """Collect weak references to every pool created inside the block.
+
+    With ``keep_alive``, the watch also holds every such pool strongly until
+    the block ends, so a pool its creator dropped can still be inspected
+    inside the block (the leak check looks at pools a test dropped with
+    resources still leased).
+    """
+    watch = _Watch(keep_alive)
+    _watches.append(watch)
     try:
-        yield pools
+        yield watch.refs
     finally:
-        _watches.remove(pools)
+        _watches.remove(watch)  # by identity: _Watch has no __eq__

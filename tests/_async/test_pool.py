@@ -361,6 +361,33 @@ async def test_timeout_bounds_a_slow_factory_and_loses_nothing() -> None:
     res.assert_settled(pool)
 
 
+async def test_a_short_timeout_behind_long_ones_fires_on_time() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1)
+    held = await pool.acquire()
+    outcomes: list[tuple[str, float]] = []
+
+    async def wait(name: str, timeout: float) -> None:
+        started = time.monotonic()
+        try:
+            async with pool.lease(timeout=timeout):
+                outcomes.append((name, -1.0))
+        except PoolTimeout:
+            outcomes.append((name, time.monotonic() - started))
+
+    async with AsyncNursery() as nursery:
+        nursery.start_soon(wait, "patient", 0.6)
+        await async_wait_until(lambda: pool.stats().waiting == 1)
+        nursery.start_soon(wait, "short", 0.05)  # its deadline comes before the first's
+        nursery.start_soon(wait, "shorter", 0.02)
+    by_name = dict(outcomes)
+    assert 0.02 <= by_name["shorter"] < 0.3
+    assert 0.05 <= by_name["short"] < 0.3
+    assert by_name["patient"] >= 0.6
+    await pool.release(held)
+    res.assert_settled(pool)
+
+
 async def test_waiters_that_time_out_leave_the_line() -> None:
     res = AsyncResources()
     pool = res.pool(pool_size=1)
@@ -672,16 +699,18 @@ async def test_ages_ignore_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 async def test_a_resource_retired_while_being_made_by_prefill_is_not_pooled() -> None:
-    res = AsyncResources(delay=0.05)
-    pool = res.pool(pool_size=2)
+    res = AsyncResources()
+    calls = 0
 
-    async def retire_midway() -> None:
-        await async_sleep(0.02)
-        await pool.recycle(force=True)
+    async def factory() -> Resource:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await pool.recycle(force=True)  # retired while it is being made
+        return await res.factory()
 
-    async with AsyncNursery() as nursery:
-        nursery.start_soon(retire_midway)
-        assert await pool.prefill(1) == 1  # counts only what it kept
+    pool = AsyncPool(factory, res.releaser, pool_size=2)
+    assert await pool.prefill(1) == 1  # counts only what it kept
     # the retired one was closed, not pooled, so prefill made another
     assert len(res.closed) == 1
     assert len(res.created) == 2

@@ -121,15 +121,17 @@ class _Duplicate(Exception):
     """The factory returned an object the pool already holds (raised under the lock)."""
 
 
-@attrs.define(eq=False)
 class _Waiter(Generic[T]):
     """A caller parked in ``acquire``; served at most once, under the lock."""
 
-    event: AsyncEvent = attrs.Factory(AsyncEvent)
-    entry: Entry[T] | None = None  # served with a resource
-    slot: bool = False  # served with a slot to create in
-    closed: bool = False  # the pool was disposed
-    abandoned: bool = False  # gave up before being served
+    __slots__ = ("abandoned", "closed", "entry", "event", "slot")
+
+    def __init__(self, event: AsyncEvent) -> None:
+        self.event = event
+        self.entry: Entry[T] | None = None  # served with a resource
+        self.slot = False  # served with a slot to create in
+        self.closed = False  # the pool was disposed
+        self.abandoned = False  # gave up before being served
 
 
 @attrs.define(eq=False)
@@ -291,13 +293,8 @@ class AsyncPool(Generic[T]):
         caller at that moment goes to the next waiter, a factory call under
         way is cancelled and its slot freed.
         """
-        if self._guard.get_current() is not self._guard.token:
-            self._check_loop()
-        if timeout is not None:
-            check_seconds("timeout", timeout)
         now = monotonic()
-        with self._lock:
-            claim = self._claim(now)
+        claim = self._first_claim(timeout, now)
         if not isinstance(claim, Entry):
             claim = await self._serve(claim, now, timeout)
         return self._hand_out(claim)
@@ -330,25 +327,8 @@ class AsyncPool(Generic[T]):
                 (released twice, or never acquired from this pool); nothing
                 changes.
         """
-        if self._guard.get_current() is not self._guard.token:
-            self._check_loop()
-        if self._plain:  # no reset, no leak tracking: the common case, kept short
-            with self._lock:
-                entry = self._alive.get(id(resource))
-                if (
-                    entry is None
-                    or not entry.leased
-                    or entry.handed is not None
-                    or not (entry.resource is resource or (entry.ref and entry.ref() is resource))
-                ):
-                    entry = None  # not simply ours to take back: _take_back explains why
-                else:
-                    entry.resource = resource
-                    to_close = self._check_in(entry)
-            if entry is not None:
-                if to_close is not None:
-                    await self._close_and_free(to_close)
-                return
+        if self._return_quickly(resource):
+            return
         entry, to_close, overdue = self._take_back(resource, "release")
         if self._reset is not None:
             to_close = await self._run_reset(entry)
@@ -513,6 +493,16 @@ class AsyncPool(Generic[T]):
 
     # -- the acquire path ----------------------------------------------------
 
+    def _first_claim(
+        self, timeout: float | None, now: float
+    ) -> Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T]:
+        if self._guard.get_current() is not self._guard.token:
+            self._check_loop()
+        if timeout is not None:
+            check_seconds("timeout", timeout)
+        with self._lock:
+            return self._claim(now)
+
     async def _serve(
         self, claim: _Slot | _Waiter[T] | _Vet[T] | _Stale[T], start: float, timeout: float | None
     ) -> Entry[T]:
@@ -559,7 +549,7 @@ class AsyncPool(Generic[T]):
             self._slots += 1
             self._creating += 1
             return _SLOT
-        waiter: _Waiter[T] = _Waiter()
+        waiter: _Waiter[T] = _Waiter(self._guard.new_event())
         self._waiters.append(waiter)
         self._waiting += 1
         return waiter
@@ -797,7 +787,7 @@ class AsyncPool(Generic[T]):
         error: BaseException | None = None
         try:
             with AsyncShield():
-                if await call.run(self._cleanup_deadline()) is False:
+                if await call.run(self._cleanup_deadline(), start=True) is False:
                     error = _RESET_REFUSED
         except BaseException as exc:
             error = exc
@@ -940,6 +930,35 @@ class AsyncPool(Generic[T]):
         raise PoolError(
             f"{how}({reprlib.repr(resource)}): this {type(self).__name__} {problem}; {advice}"
         )
+
+    def _return_quickly(self, resource: T) -> bool:
+        """The common release in one lock round trip; ``False`` if it needs more.
+
+        More is: a ``reset`` or leak tracking, a resource to close (too old,
+        retired, pool disposed), or a problem for :meth:`_take_back` to name.
+        """
+        if self._guard.get_current() is not self._guard.token:
+            self._check_loop()
+        if not self._plain:
+            return False
+        with self._lock:
+            entry = self._alive.get(id(resource))
+            if (
+                entry is None
+                or not entry.leased
+                or entry.handed is not None
+                or not (entry.resource is resource or (entry.ref and entry.ref() is resource))
+            ):
+                return False
+            now = monotonic()
+            if self._closed or now >= entry.expires_at or entry.generation != self._generation:
+                return False
+            entry.resource = resource
+            entry.leased = False
+            entry.last_used = now
+            self._leased -= 1
+            self._put(entry, now)
+            return True
 
     def _check_in(self, entry: Entry[T]) -> Entry[T] | None:
         """A holder gave ``entry`` back; return it if it must be closed."""
@@ -1166,7 +1185,7 @@ class AsyncPool(Generic[T]):
                     functools.partial(self._releaser, entry.held()), _no_adoption
                 )
                 with AsyncShield():
-                    await call.run(self._cleanup_deadline())
+                    await call.run(self._cleanup_deadline(), start=True)
         except Exception as exc:
             error = exc
             if call.timed_out:
@@ -1263,7 +1282,12 @@ class AsyncLease(Generic[T]):
         if self._state != "new":
             raise PoolError("this lease was already entered; call pool.lease() for a new one")
         self._state = "acquiring"
-        self._resource = await self._pool.acquire(self._timeout)
+        # acquire(), spelled out so a lease costs no extra coroutine
+        pool, timeout, now = self._pool, self._timeout, monotonic()
+        claim = pool._first_claim(timeout, now)
+        if not isinstance(claim, Entry):
+            claim = await pool._serve(claim, now, timeout)
+        self._resource = pool._hand_out(claim)
         self._state = "held"
         return self._resource
 
@@ -1279,5 +1303,6 @@ class AsyncLease(Generic[T]):
         nothing left to release.
         """
         self._state = "done"
-        if id(self._resource) in self._pool._alive:  # else the holder discarded it
-            await self._pool.release(self._resource)
+        pool, resource = self._pool, self._resource
+        if not pool._return_quickly(resource) and id(resource) in pool._alive:
+            await pool.release(resource)  # else the holder discarded it
