@@ -388,6 +388,36 @@ async def test_a_short_timeout_behind_long_ones_fires_on_time() -> None:
     res.assert_settled(pool)
 
 
+@pytest.mark.parametrize("timeout", [0, 0.05])
+async def test_a_short_timeout_after_a_served_long_one_fires_on_time(timeout: float) -> None:
+    """A waiter served long before its deadline must not hold back a later short timeout.
+
+    The first waiter (timeout 5 s) is served at once; a newcomer then asks
+    with a short timeout, and the pool is still exhausted: it must get
+    PoolTimeout after its own timeout, not at the first waiter's deadline.
+    """
+    res = AsyncResources()
+    pool = res.pool(pool_size=1)
+    resource = await pool.acquire()
+    got: list[Resource] = []
+
+    async def patient() -> None:
+        got.append(await pool.acquire(timeout=5))
+
+    async with AsyncNursery() as nursery:
+        nursery.start_soon(patient)
+        await async_wait_until(lambda: pool.stats().waiting == 1)
+        await pool.release(resource)  # handed to `patient`, long before its deadline
+        await async_wait_until(lambda: got == [resource])
+        started = time.monotonic()
+        with pytest.raises(PoolTimeout):
+            await pool.acquire(timeout=timeout)
+        elapsed = time.monotonic() - started
+    assert elapsed < timeout + 1.0, f"a {timeout}s timeout took {elapsed:.2f}s"
+    await pool.release(resource)
+    res.assert_settled(pool)
+
+
 async def test_waiters_that_time_out_leave_the_line() -> None:
     res = AsyncResources()
     pool = res.pool(pool_size=1)

@@ -388,6 +388,36 @@ def test_a_short_timeout_behind_long_ones_fires_on_time() -> None:
     res.assert_settled(pool)
 
 
+@pytest.mark.parametrize("timeout", [0, 0.05])
+def test_a_short_timeout_after_a_served_long_one_fires_on_time(timeout: float) -> None:
+    """A waiter served long before its deadline must not hold back a later short timeout.
+
+    The first waiter (timeout 5 s) is served at once; a newcomer then asks
+    with a short timeout, and the pool is still exhausted: it must get
+    PoolTimeout after its own timeout, not at the first waiter's deadline.
+    """
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    resource = pool.acquire()
+    got: list[Resource] = []
+
+    def patient() -> None:
+        got.append(pool.acquire(timeout=5))
+
+    with Nursery() as nursery:
+        nursery.start_soon(patient)
+        wait_until(lambda: pool.stats().waiting == 1)
+        pool.release(resource)  # handed to `patient`, long before its deadline
+        wait_until(lambda: got == [resource])
+        started = time.monotonic()
+        with pytest.raises(PoolTimeout):
+            pool.acquire(timeout=timeout)
+        elapsed = time.monotonic() - started
+    assert elapsed < timeout + 1.0, f"a {timeout}s timeout took {elapsed:.2f}s"
+    pool.release(resource)
+    res.assert_settled(pool)
+
+
 def test_waiters_that_time_out_leave_the_line() -> None:
     res = Resources()
     pool = res.pool(pool_size=1)
