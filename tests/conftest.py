@@ -20,3 +20,14 @@ def no_test_hangs() -> Iterator[None]:
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Every async test runs under both asyncio and trio."""
     return str(request.param)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the totals the proof tests counted (and write them, see tests/figures.py)."""
+    from .figures import publish
+
+    lines = publish()
+    if lines:
+        terminalreporter.section("proof figures")
+        for line in lines:
+            terminalreporter.write_line(line)

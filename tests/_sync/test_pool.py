@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -203,22 +204,62 @@ def test_never_more_than_pool_size_alive() -> None:
     res.assert_settled(pool)
 
 
-def test_waiters_are_served_first_come_first_served() -> None:
+def waiting_or_quit(pool: Pool[Resource]) -> tuple[int, int]:
+    stats = pool.stats()
+    return stats.waiting, stats.timeouts
+
+
+def test_forty_parked_waiters_are_served_in_arrival_order() -> None:
+    """Like Commons Pool's testBorrowObjectFairness: 40 parked callers, served in order.
+
+    The one resource passes down the line: every third holder discards it,
+    so the next in line is handed a free slot (and creates) instead of a
+    resource.  Five callers in the middle give up (time out) before anyone is
+    served: they are skipped and the rest keep their order.  A caller arriving
+    while the line is being served goes to its end.
+    """
     res = Resources()
     pool = res.pool(pool_size=1)
     first = pool.acquire()
-    order: list[int] = []
+    quitters = {5, 12, 19, 26, 33}
+    late = 40  # arrives when number 20 is served
+    served: list[int] = []
+    got: dict[int, Resource] = {}
 
-    def waiter(i: int) -> None:
-        with pool.lease(timeout=10):
-            order.append(i)
+    def caller(i: int) -> None:
+        if i in quitters:
+            with pytest.raises(PoolTimeout):
+                pool.acquire(timeout=0.05)
+            return
+        resource = pool.acquire(timeout=30)
+        served.append(i)
+        got[i] = resource
+        if i == 20:
+            nursery.start_soon(caller, late)
+            # everyone still in line, then the late caller behind them
+            in_line = len([j for j in range(21, 40) if j not in quitters]) + 1
+            wait_until(lambda: pool.stats().waiting == in_line)
+        if i % 3 == 0:
+            pool.discard(resource)
+        else:
+            pool.release(resource)
 
     with Nursery() as nursery:
-        for i in range(8):
-            nursery.start_soon(waiter, i)
-            wait_until(lambda i=i: pool.stats().waiting == i + 1)
+        for i in range(40):
+            nursery.start_soon(caller, i)
+            # parked in turn (a quitter may already have given up)
+            wait_until(lambda i=i: sum(waiting_or_quit(pool)) == i + 1)
+        wait_until(lambda: pool.stats().timeouts == len(quitters))
         pool.release(first)
-    assert order == list(range(8))
+    assert served == [i for i in range(40) if i not in quitters] + [late]
+    assert got[0] is first
+    for before, after in itertools.pairwise(served):
+        if before % 3 == 0:  # discarded: the next one was handed the slot, and created
+            assert got[after] is not got[before] and got[before].closed
+        else:  # released: handed straight to the next one
+            assert got[after] is got[before]
+    assert pool.stats().broken == len([i for i in served if i % 3 == 0])
+    assert pool.stats().timeouts == len(quitters)
     res.assert_settled(pool)
 
 
@@ -344,6 +385,79 @@ def test_a_short_timeout_behind_long_ones_fires_on_time() -> None:
     assert 0.05 <= by_name["short"] < 0.3
     assert by_name["patient"] >= 0.6
     pool.release(held)
+    res.assert_settled(pool)
+
+
+@pytest.mark.parametrize("timeout", [0, 0.05])
+def test_a_short_timeout_after_a_served_long_one_fires_on_time(timeout: float) -> None:
+    """A waiter served long before its deadline must not hold back a later short timeout.
+
+    The first waiter (timeout 5 s) is served at once; a newcomer then asks
+    with a short timeout, and the pool is still exhausted: it must get
+    PoolTimeout after its own timeout, not at the first waiter's deadline.
+    """
+    res = Resources()
+    pool = res.pool(pool_size=1)
+    resource = pool.acquire()
+    got: list[Resource] = []
+
+    def patient() -> None:
+        got.append(pool.acquire(timeout=5))
+
+    with Nursery() as nursery:
+        nursery.start_soon(patient)
+        wait_until(lambda: pool.stats().waiting == 1)
+        pool.release(resource)  # handed to `patient`, long before its deadline
+        wait_until(lambda: got == [resource])
+        started = time.monotonic()
+        with pytest.raises(PoolTimeout):
+            pool.acquire(timeout=timeout)
+        elapsed = time.monotonic() - started
+    assert elapsed < timeout + 1.0, f"a {timeout}s timeout took {elapsed:.2f}s"
+    pool.release(resource)
+    res.assert_settled(pool)
+
+
+def test_every_timeout_in_a_random_mix_fires_on_time() -> None:
+    """Waiters with mixed timeouts come and go: none times out early or much late.
+
+    40 callers arrive at random moments over 0.3 s with timeouts from 0 to 1.5 s
+    at a pool of 2 whose holders keep resources a random while.  A caller
+    that times out must have waited its whole timeout and not much more (1 s
+    of slack for a busy machine); one served must be served within the same
+    bound.
+    """
+    rng = random.Random(77)
+    res = Resources()
+    pool = res.pool(pool_size=2)
+    slack = 1.0
+    outcomes: list[tuple[float, str, float]] = []
+
+    def caller(delay: float, timeout: float, hold_for: float) -> None:
+        sleep(delay)
+        started = time.monotonic()
+        try:
+            resource = pool.acquire(timeout=timeout)
+        except PoolTimeout:
+            outcomes.append((timeout, "timed out", time.monotonic() - started))
+            return
+        outcomes.append((timeout, "served", time.monotonic() - started))
+        sleep(hold_for)
+        pool.release(resource)
+
+    with Nursery() as nursery:
+        for _ in range(40):
+            nursery.start_soon(
+                caller,
+                rng.uniform(0, 0.3),
+                rng.choice([0, 0.02, 0.05, 0.1, 0.3, 1.5]),
+                rng.choice([0, 0.01, 0.05, 0.2]),
+            )
+    assert len(outcomes) == 40
+    late = [o for o in outcomes if o[2] > o[0] + slack]
+    early = [o for o in outcomes if o[1] == "timed out" and o[2] < o[0]]
+    assert late == [] and early == [], (late, early)
+    assert {kind for _, kind, _ in outcomes} == {"served", "timed out"}
     res.assert_settled(pool)
 
 
@@ -603,7 +717,7 @@ def test_dispose_tries_every_releaser_and_raises_them_together() -> None:
 
 
 def test_storm_of_timeouts_failures_and_expiry_loses_nothing() -> None:
-    rng = random.Random(1234)
+    rng = random.Random(77)
     res = Resources(delay=0.001)
     pool = res.pool(pool_size=4, pool_recycle=0.02)
 
