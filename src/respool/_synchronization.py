@@ -66,10 +66,11 @@ class _Deadlines:
     out of order is refused (the wait then gets a timer of its own).
     """
 
-    __slots__ = ("_loop", "_pending", "_timer")
+    __slots__ = ("_armed_for", "_loop", "_pending", "_timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._armed_for = 0.0
         self._pending: deque[tuple[float, _AsyncioEvent]] = deque()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -80,7 +81,10 @@ class _Deadlines:
         if pending and deadline < pending[-1][0]:
             return False
         pending.append((deadline, event))
-        if self._timer is None:
+        if self._timer is None or deadline < self._armed_for:
+            # Nothing armed, or armed for a wait that was served before it expired.
+            if self._timer is not None:
+                self._timer.cancel()
             self._arm()
         return True
 
@@ -92,7 +96,8 @@ class _Deadlines:
             self._timer = None
             return
         loop = self._loop
-        self._timer = loop.call_at(loop.time() + (pending[0][0] - time.monotonic()), self._fire)
+        self._armed_for = pending[0][0]
+        self._timer = loop.call_at(loop.time() + (self._armed_for - time.monotonic()), self._fire)
 
     def _fire(self) -> None:
         pending, now = self._pending, time.monotonic()
