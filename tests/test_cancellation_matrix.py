@@ -314,7 +314,7 @@ async def run_combination(combination: tuple[str, ...], backend: str, record: Fi
 
     record.add(
         combinations=1,
-        tasks=TASKS,
+        tasks=2 * TASKS,  # the storm, then the storm with a dispose
         operations=counts.operations,
         served=counts.served,
         timeouts=counts.timeouts,

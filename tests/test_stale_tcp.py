@@ -34,6 +34,9 @@ import pytest
 from respool import AsyncPool, Pool
 
 from .concurrency import Nursery, async_wait_until, wait_until
+from .figures import figures
+
+FIGURES = figures("stale_tcp")
 
 PAYLOAD_TIMEOUT = 5.0  # seconds an echo may take before it counts as dead (never, when alive)
 POOL_SIZE = 4
@@ -194,6 +197,7 @@ def test_after_a_restart_every_thread_gets_a_live_socket(servers: Servers) -> No
         every_caller_gets_a_live_connection(pool)
         stats = pool.stats()
         assert sockets.failed_checks == POOL_SIZE == stats.broken  # each found out once
+        FIGURES.add(restarts=1, leases_after_restart=CALLERS * 3, dead_caught_by_check=POOL_SIZE)
         wait_until(lambda: servers.current.accepted == stats.created - POOL_SIZE)  # the new ones
         assert stats.size <= POOL_SIZE
 
@@ -222,6 +226,12 @@ def test_default_check_interval_trusts_recent_use_then_catches_every_dead_socket
         time.sleep(INTERVAL + 0.1)  # every idle socket is now due for a check
         every_caller_gets_a_live_connection(pool)
         assert sockets.failed_checks == POOL_SIZE - within_interval
+        FIGURES.add(
+            restarts=1,
+            leases_after_restart=CALLERS * 3 + 1,
+            dead_caught_by_check=sockets.failed_checks,
+            dead_handed_out_within_check_interval=int(within_interval),
+        )
 
 
 # -- the async pool, anyio streams (asyncio and trio) --------------------------------
@@ -296,6 +306,7 @@ async def test_after_a_restart_every_task_gets_a_live_stream(servers: Servers) -
         await every_task_gets_a_live_connection(pool)
         stats = pool.stats()
         assert streams.failed_checks == POOL_SIZE == stats.broken
+        FIGURES.add(restarts=1, leases_after_restart=CALLERS * 3, dead_caught_by_check=POOL_SIZE)
         await async_wait_until(lambda: servers.current.accepted == stats.created - POOL_SIZE)
 
 
@@ -323,3 +334,9 @@ async def test_default_check_interval_trusts_recent_use_then_catches_every_dead_
         await anyio.sleep(INTERVAL + 0.1)
         await every_task_gets_a_live_connection(pool)
         assert streams.failed_checks == POOL_SIZE - within_interval
+        FIGURES.add(
+            restarts=1,
+            leases_after_restart=CALLERS * 3 + 1,
+            dead_caught_by_check=streams.failed_checks,
+            dead_handed_out_within_check_interval=int(within_interval),
+        )
