@@ -22,7 +22,8 @@ class PoolStats:
             slots).
         waiting: gauge: callers parked in ``acquire`` until a resource or slot frees.
         created: counter: resources the factory returned.
-        closed: counter: resources given to the releaser (successfully or not).
+        closed: counter: resources gone: given to the releaser (successfully or
+            not), or lost (garbage-collected while leased).
         acquired: counter: resources handed to callers.
         timeouts: counter: ``PoolTimeout`` errors raised.
         create_errors: counter: factory calls that raised.
