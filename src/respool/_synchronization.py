@@ -393,6 +393,21 @@ def _unbound() -> object:
     return _unbound  # matches no loop: the first check binds the guard
 
 
+def _call_now(fn: Callable[[], object]) -> None:
+    fn()  # not bound to a loop yet: nothing is parked, and nobody holds the lock for long
+
+
+def _call_soon(library: str, token: Any, fn: Callable[[], object]) -> None:
+    """Run ``fn`` on the pool's loop once the current step is done, from any thread."""
+    try:
+        if library == "asyncio":
+            token.call_soon_threadsafe(fn)
+        else:
+            token.run_sync_soon(fn)
+    except RuntimeError:  # the loop or run is over (trio's RunFinishedError is one too)
+        pass
+
+
 def _unbound_event() -> AsyncEvent:
     raise RuntimeError("no event before the pool is bound to a loop")  # pragma: no cover
 
@@ -407,19 +422,21 @@ class AsyncLoopGuard:
     it into ``PoolError``.
     """
 
-    __slots__ = ("_library", "get_current", "new_event", "token")
+    __slots__ = ("_library", "call_soon", "get_current", "new_event", "token")
 
     def __init__(self) -> None:
         self._library = ""
         self.token: object = None
         self.get_current: Callable[[], object] = _unbound
         self.new_event: Callable[[], AsyncEvent] = _unbound_event
+        self.call_soon: Callable[[Callable[[], object]], None] = _call_now
 
     def check(self) -> str | None:
         library, token, get_current, new_event = _current_loop()
         if self.get_current is _unbound:
             self._library, self.token, self.get_current = library, token, get_current
             self.new_event = new_event
+            self.call_soon = functools.partial(_call_soon, library, token)
             return None
         if library == self._library and token is self.token:
             return None
@@ -443,6 +460,11 @@ class LoopGuard:
         self.token = None
         self.get_current: Callable[[], object] = _no_loop
         self.new_event = Event
+
+    @staticmethod
+    def call_soon(fn: Callable[[], object]) -> None:
+        """Run ``fn`` in a thread of its own, which may wait for the caller's lock."""
+        threading.Thread(target=fn, name="respool-recover", daemon=True).start()
 
     def check(self) -> str | None:
         return None

@@ -654,6 +654,9 @@ class AsyncPool(Generic[T]):
             with self._lock:
                 generation = self._generation
                 resume = self._backoff_until
+                if self._closed:  # disposed while this caller backed off
+                    self._creation_failed()
+                    raise PoolClosed(self._closed_message())
             if resume > monotonic():
                 await self._pause(resume, deadline, timeout)
                 continue
@@ -1121,8 +1124,9 @@ class AsyncPool(Generic[T]):
         """Weak-reference callback: a holder dropped ``entry``'s resource unreleased.
 
         It may run inside any allocation, even one made under the pool's own
-        lock, so it never waits for the lock: if the lock is busy, the next
-        operation recovers the slot.
+        lock, so it never waits for the lock: if the lock is busy, recovery is
+        scheduled to run once the holder is done (a parked waiter must not
+        wait on a slot nobody will free).
         """
         self._lost.append(entry)
         if self._lock.acquire(blocking=False):
@@ -1130,6 +1134,8 @@ class AsyncPool(Generic[T]):
                 self._recover_lost()
             finally:
                 self._lock.release()
+        else:
+            self._guard.call_soon(self._recover_lost_soon)
         warnings.warn(
             f"{type(self).__name__}: a leased resource was garbage-collected without being "
             f"released, so its slot was recovered; it was acquired at {_where(entry)}. "
@@ -1137,6 +1143,10 @@ class AsyncPool(Generic[T]):
             ResourceWarning,
             stacklevel=2,
         )
+
+    def _recover_lost_soon(self) -> None:
+        with self._lock:
+            self._recover_lost()
 
     def _report_leaks(self) -> None:
         """Log each resource held past ``leak_timeout`` that was not reported yet."""
