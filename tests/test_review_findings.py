@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -170,6 +170,20 @@ def _collect_when_parking(guard: Any) -> Callable[[], None]:
     return undo
 
 
+async def _try(call: Awaitable[Res]) -> Res | PoolTimeout:
+    try:
+        return await call
+    except PoolTimeout as exc:
+        return exc
+
+
+def _try_sync(call: Callable[[], Res]) -> Res | PoolTimeout:
+    try:
+        return call()
+    except PoolTimeout as exc:
+        return exc
+
+
 async def test_waiter_parked_while_a_lost_lease_is_collected_gets_its_slot(
     anyio_backend: str,
 ) -> None:
@@ -190,18 +204,18 @@ async def test_waiter_parked_while_a_lost_lease_is_collected_gets_its_slot(
     gc.disable()  # let the cycle be collected exactly where gc would pick, under the lock
     undo = _collect_when_parking(pool._guard)
     try:
+        start = time.monotonic()
         with pytest.warns(ResourceWarning, match="garbage-collected"):
-            start = time.monotonic()
-            try:
-                resource = await pool.acquire(timeout=2)
-            except PoolTimeout as exc:
-                pytest.fail(
-                    f"PoolTimeout after {time.monotonic() - start:.2f}s though the dropped "
-                    f"lease's slot was free: {exc}"
-                )
+            got = await _try(pool.acquire(timeout=2))
     finally:
         undo()
         gc.enable()
+    if isinstance(got, PoolTimeout):
+        pytest.fail(
+            f"PoolTimeout after {time.monotonic() - start:.2f}s though the dropped "
+            f"lease's slot was free: {got}"
+        )
+    resource = got
     assert resource.number == 2
     await pool.release(resource)
     assert pool.stats().lost == 1
@@ -223,18 +237,18 @@ def test_waiter_parked_while_a_lost_lease_is_collected_gets_its_slot_threads() -
     gc.disable()
     undo = _collect_when_parking(pool._guard)
     try:
+        start = time.monotonic()
         with pytest.warns(ResourceWarning, match="garbage-collected"):
-            start = time.monotonic()
-            try:
-                resource = pool.acquire(timeout=2)
-            except PoolTimeout as exc:
-                pytest.fail(
-                    f"PoolTimeout after {time.monotonic() - start:.2f}s though the dropped "
-                    f"lease's slot was free: {exc}"
-                )
+            got = _try_sync(lambda: pool.acquire(timeout=2))
     finally:
         undo()
         gc.enable()
+    if isinstance(got, PoolTimeout):
+        pytest.fail(
+            f"PoolTimeout after {time.monotonic() - start:.2f}s though the dropped "
+            f"lease's slot was free: {got}"
+        )
+    resource = got
     assert resource.number == 2
     pool.release(resource)
     assert pool.stats().lost == 1
@@ -269,12 +283,15 @@ def test_lease_lost_in_another_thread_while_it_holds_the_lock_wakes_the_waiter()
     while pool._waiting == 0 and time.monotonic() < deadline:  # parked
         time.sleep(0.01)
     assert pool._waiting == 1
-    with pytest.warns(ResourceWarning, match="garbage-collected"):
+
+    def drop_while_another_call_holds_the_lock() -> None:
         with pool._lock:  # another thread is in a pool call right now
             holder.clear()  # the holder drops the resource unreleased
-        dropped_at = time.monotonic()
+
+    with pytest.warns(ResourceWarning, match="garbage-collected"):
+        drop_while_another_call_holds_the_lock()
+    dropped_at = time.monotonic()
     thread.join(10)
     assert "error" not in outcome, f"waiter timed out: {outcome['error']}"
     assert outcome["at"] - dropped_at < 0.5
     pool.release(outcome["resource"])
-
