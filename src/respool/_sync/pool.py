@@ -525,7 +525,7 @@ class Pool(Generic[T]):
             self._recover_lost()
         if self._idle:
             entry = self._pop_idle()
-            if now >= entry.expires_at or entry.generation != self._generation:
+            if now >= entry.expires_at or entry.generation != self._generation:  # _usable
                 return _Stale(entry)
             if self._leak_timeout is not None:
                 self._lease(entry)
@@ -881,13 +881,15 @@ class Pool(Generic[T]):
         pause = min(self._max_backoff, FIRST_BACKOFF * 2.0 ** min(self._failures - 1, 32))
         self._backoff_until = max(self._backoff_until, now + pause * (1.0 - random.random() / 2))
 
-    def _release_problem(self, entry: Entry[T] | None, resource: T) -> str:
+    def _release_problem(self, entry: Entry[T] | None, resource: T) -> str | None:
         if entry is None or not entry.leased or not entry.holds(resource):
             return "does not lease it (released twice, or never acquired from this pool)"
-        return (
-            "already got it back: it was released twice (the first release is still "
-            "resetting it, or handed it to a waiter that has not taken it yet)"
-        )
+        if entry.handed is not None:
+            return (
+                "already got it back: it was released twice (the first release is still "
+                "resetting it, or handed it to a waiter that has not taken it yet)"
+            )
+        return None
 
     def _take_back(self, resource: T, how: str) -> tuple[Entry[T], Entry[T] | None, float | None]:
         """Take a resource back from its holder, or raise :class:`PoolError`.
@@ -896,16 +898,11 @@ class Pool(Generic[T]):
         if it was reported as a leak.  ``reset``, when the pool has one, is
         left to the caller.
         """
-        if self._guard.get_current() is not self._guard.token:
-            self._check_loop()
+        self._check_loop()
         with self._lock:
             entry = self._alive.get(id(resource))
-            if (
-                entry is not None
-                and entry.leased
-                and entry.handed is None
-                and (entry.resource is resource or (entry.ref and entry.ref() is resource))
-            ):
+            problem = self._release_problem(entry, resource)
+            if entry is not None and problem is None:
                 entry.resource = resource
                 overdue = monotonic() - entry.leased_at if entry.reported else None
                 if how == "discard":
@@ -916,7 +913,6 @@ class Pool(Generic[T]):
                     entry.handed = _RETURNING
                     return entry, None, overdue
                 return entry, self._check_in(entry), overdue
-            problem = self._release_problem(entry, resource)
         advice = "release or discard each acquired resource exactly once, or use `lease()`"
         raise PoolError(
             f"{how}({reprlib.repr(resource)}): this {type(self).__name__} {problem}; {advice}"
@@ -942,8 +938,8 @@ class Pool(Generic[T]):
             ):
                 return False
             now = monotonic()
-            if self._closed or now >= entry.expires_at or entry.generation != self._generation:
-                return False
+            if self._closed or not self._usable(entry, now):
+                return False  # to be closed: release's slow path does it
             entry.resource = resource
             entry.leased = False
             entry.last_used = now
@@ -966,7 +962,9 @@ class Pool(Generic[T]):
         Returns it instead when it must be closed (expired, retired, or the
         pool is closed): the caller closes it and frees its slot.
         """
-        if self._closed or now >= entry.expires_at or entry.generation != self._generation:
+        if (
+            self._closed or now >= entry.expires_at or entry.generation != self._generation
+        ):  # _usable
             return entry
         waiter = self._next_waiter() if self._waiting else None
         if waiter is None:
