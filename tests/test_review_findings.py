@@ -187,7 +187,7 @@ def _try_sync(call: Callable[[], Res]) -> Res | PoolTimeout:
 async def test_waiter_parked_while_a_lost_lease_is_collected_gets_its_slot(
     anyio_backend: str,
 ) -> None:
-    """_lost_one (pool.py 1122-1141) only queues the lost record when the lock is busy,
+    """_lost_one (src/respool/_async/pool.py) only queues the lost record when the lock is busy,
     "the next operation recovers the slot"; but the waiter that is parking at that moment
     is the only operation, so it waits out its whole timeout beside a free slot."""
     made = 0
