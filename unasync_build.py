@@ -140,8 +140,8 @@ PHRASES = [
         "closed when it is released (without error).\n",
     ),
     (
-        """\"\"\"Run the releaser, shielded from cancellation; return its error.\"\"\"""",
-        """\"\"\"Run the releaser; return its error.\"\"\"""",
+        """\"\"\"Run the releaser, shielded from cancellation; return its error.""",
+        """\"\"\"Run the releaser; return its error.""",
     ),
     (
         "    Entering acquires (with the lease's timeout and the errors of\n"

@@ -515,7 +515,7 @@ class AsyncPool(Generic[T]):
             if isinstance(served, _Vet):
                 served = await self._vet(served.entry, deadline, timeout)
             if isinstance(served, _Stale):
-                served = await self._replace(served.entry)
+                served = await self._replace(served.entry, deadline)
             if isinstance(served, _Slot):
                 served = await self._create(deadline, timeout, lease=True)
             if isinstance(served, Entry):
@@ -609,7 +609,7 @@ class AsyncPool(Generic[T]):
                     self._unlease(entry, taken=False)
                 await self._close_and_free(entry)
             else:
-                return await self._failed_check(entry, exc)
+                return await self._failed_check(entry, exc, deadline)
             if call.timed_out:
                 with self._lock:
                     facts = self._timeout_facts()
@@ -617,10 +617,12 @@ class AsyncPool(Generic[T]):
                 raise error from error.__cause__
             raise
         if verdict is False:
-            return await self._failed_check(entry, None)
+            return await self._failed_check(entry, None, deadline)
         return entry
 
-    async def _failed_check(self, entry: Entry[T], error: Exception | None) -> _Slot | None:
+    async def _failed_check(
+        self, entry: Entry[T], error: Exception | None, deadline: float | None
+    ) -> _Slot | None:
         """``check`` said broken: close the resource, keep the slot for a replacement."""
         logger.warning(
             "check failed on %s (%s); closing it",
@@ -630,7 +632,7 @@ class AsyncPool(Generic[T]):
         with self._lock:
             self._unlease(entry, taken=False)
             self._broken += 1
-        return await self._replace(entry)
+        return await self._replace(entry, deadline)
 
     async def _put_back(self, entry: Entry[T]) -> None:
         """Return a resource leased to a caller that did not take it after all."""
@@ -759,7 +761,7 @@ class AsyncPool(Generic[T]):
             self._broken += 1
         await self._close_and_free(entry)
 
-    async def _replace(self, entry: Entry[T]) -> _Slot | None:
+    async def _replace(self, entry: Entry[T], deadline: float | None) -> _Slot | None:
         """Close a stale or broken resource the caller took; keep its slot to create in.
 
         Keeping the slot keeps the caller's place: a newcomer parked meanwhile
@@ -767,7 +769,7 @@ class AsyncPool(Generic[T]):
         resources are left or the pool closed.
         """
         try:
-            error = await self._close(entry)
+            error = await self._close(entry, deadline)  # the caller's timeout bounds it too
         except BaseException:
             with self._lock:
                 self._free_slot()
@@ -1184,21 +1186,29 @@ class AsyncPool(Generic[T]):
 
     # -- closing ---------------------------------------------------------------
 
-    async def _close(self, entry: Entry[T]) -> Exception | None:
-        """Run the releaser, shielded from cancellation; return its error."""
+    async def _close(self, entry: Entry[T], deadline: float | None = None) -> Exception | None:
+        """Run the releaser, shielded from cancellation; return its error.
+
+        It is bounded by ``cleanup_timeout`` and by ``deadline`` (an acquire's,
+        when closing is on its way to a resource), whichever comes first.
+        """
         error: Exception | None = None
+        limit = self._cleanup_deadline()
+        if deadline is not None and (limit is None or deadline < limit):
+            limit = deadline
         try:
             if self._releaser is not None:
                 call = AsyncBoundedCall(
                     functools.partial(self._releaser, entry.held()), _no_adoption
                 )
                 with AsyncShield():
-                    await call.run(self._cleanup_deadline(), start=True)
+                    await call.run(limit, start=True)
         except Exception as exc:
             error = exc
             if call.timed_out:
                 error = TimeoutError(
-                    f"the releaser did not finish within cleanup_timeout={self._cleanup_timeout}s"
+                    "the releaser did not finish in time (cleanup_timeout="
+                    f"{self._cleanup_timeout}, or the deadline of the acquire that closed it)"
                 )
         finally:
             with self._lock:
