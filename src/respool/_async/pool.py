@@ -952,8 +952,8 @@ class AsyncPool(Generic[T]):
             ):
                 return False
             now = monotonic()
-            if self._closed or not self._usable(entry, now):
-                return False  # to be closed: release's slow path does it
+            if self._closed or now >= entry.expires_at or entry.generation != self._generation:
+                return False  # to be closed (_usable, inlined): release's slow path does it
             entry.resource = resource
             entry.leased = False
             entry.last_used = now
