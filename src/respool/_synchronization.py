@@ -5,8 +5,10 @@ Each primitive comes as a pair: ``AsyncX`` for :class:`~respool.AsyncPool`
 ``unasync_build.py`` maps every ``AsyncX`` name to ``X``, so the generated
 pool code never names anyio or threading itself.
 
-Deadlines are absolute ``time.monotonic()`` values, or ``None`` for "no
-deadline", in both halves.
+Deadlines are absolute times on the pool's clock, or ``None`` for "no
+deadline".  The clock is the loop's own (``loop.time()``, ``trio.current_time()``)
+for an async pool, so virtual-time loops and trio's ``MockClock`` work, and
+``time.monotonic`` for the threaded one and for loops known to run on it.
 """
 
 from __future__ import annotations
@@ -64,23 +66,32 @@ class _Deadlines:
     for the oldest pending wait serves them all, where a timer per wait would
     fill asyncio's timer heap with cancelled handles.  A deadline that arrives
     out of order is refused (the wait then gets a timer of its own).
+
+    Deadlines are on the pool's clock (``clock``); the timer is armed on the
+    loop's own clock and, when it fires, each deadline is checked again on
+    the pool's clock, so a loop that rounds its timers (uvloop: whole
+    milliseconds) never ends a wait early, and a virtual-time loop never
+    spins.  Waits that end early behind a long one (served, cancelled) are
+    counted and swept out once they are the majority, so they cannot pile up.
     """
 
-    __slots__ = ("_armed_for", "_loop", "_pending", "_timer")
+    __slots__ = ("_armed_for", "_clock", "_dead", "_loop", "_pending", "_timer")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, clock: Callable[[], float]) -> None:
         self._loop = loop
+        self._clock = clock
         self._armed_for = 0.0
+        self._dead = 0  # waits still in _pending that ended before their deadline
         self._pending: deque[tuple[float, _AsyncioEvent]] = deque()
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, deadline: float, event: _AsyncioEvent) -> bool:
         pending = self._pending
-        while pending and pending[0][1].done():  # served in order: the front goes first
-            pending.popleft()
+        self._drop_ended()
         if pending and deadline < pending[-1][0]:
             return False
         pending.append((deadline, event))
+        event.queued = 1
         if self._timer is None or deadline < self._armed_for:
             # Nothing armed, or armed for a wait that was served before it expired.
             if self._timer is not None:
@@ -88,31 +99,60 @@ class _Deadlines:
             self._arm()
         return True
 
-    def _arm(self) -> None:
+    def ended(self, event: _AsyncioEvent) -> None:
+        """``event``'s wait is over; sweep the queue if such waits are the majority."""
+        if event.queued != 1:
+            return
+        event.queued = 2
+        self._dead += 1
+        if self._dead > 32 and 2 * self._dead > len(self._pending):
+            kept: deque[tuple[float, _AsyncioEvent]] = deque()
+            for item in self._pending:
+                if item[1].queued == 1:
+                    kept.append(item)
+                else:
+                    item[1].queued = 0
+            self._pending = kept
+            self._dead = 0
+
+    def _drop_ended(self) -> None:
         pending = self._pending
-        while pending and pending[0][1].done():
-            pending.popleft()
+        while pending and pending[0][1].done():  # served in order: the front goes first
+            event = pending.popleft()[1]
+            if event.queued == 2:
+                self._dead -= 1
+            event.queued = 0
+
+    def _arm(self) -> None:
+        self._drop_ended()
+        pending = self._pending
         if not pending:
             self._timer = None
             return
         loop = self._loop
         self._armed_for = pending[0][0]
-        self._timer = loop.call_at(loop.time() + (self._armed_for - time.monotonic()), self._fire)
+        self._timer = loop.call_at(loop.time() + (self._armed_for - self._clock()), self._fire)
 
     def _fire(self) -> None:
-        pending, now = self._pending, time.monotonic()
+        pending, now = self._pending, self._clock()
         while pending and (pending[0][0] <= now or pending[0][1].done()):
-            pending.popleft()[1].expire()
+            event = pending.popleft()[1]
+            if event.queued == 2:
+                self._dead -= 1
+            event.queued = 0
+            event.expire()
         self._arm()
 
 
 class _AsyncioEvent:
-    __slots__ = ("_deadlines", "_future", "_loop")
+    __slots__ = ("_deadlines", "_future", "_loop", "_timer", "queued")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: _Deadlines) -> None:
         self._loop = loop
         self._deadlines = deadlines
         self._future: asyncio.Future[bool] = loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self.queued = 0  # in the shared deadline queue: 1, and ended early: 2
 
     def done(self) -> bool:
         return self._future.done()
@@ -126,19 +166,34 @@ class _AsyncioEvent:
             self._future.set_result(False)
 
     async def wait(self, deadline: float | None) -> bool:
-        if deadline is None or self._deadlines.add(deadline, self):
+        if deadline is None:
             return await self._future
-        loop = self._loop
-        timer = loop.call_at(loop.time() + (deadline - time.monotonic()), self.expire)
+        deadlines = self._deadlines
+        if deadlines.add(deadline, self):
+            try:
+                return await self._future
+            finally:
+                deadlines.ended(self)
+        self._own_timer(deadline)
         try:
             return await self._future
         finally:
-            timer.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def _own_timer(self, deadline: float) -> None:
+        # Checked again when it fires: a loop may round its timers (uvloop).
+        delay = deadline - self._deadlines._clock()
+        if delay <= 0:
+            self.expire()
+            return
+        loop = self._loop
+        self._timer = loop.call_at(loop.time() + delay, self._own_timer, deadline)
 
 
 @functools.cache
-def _trio_parts() -> tuple[Callable[[], object], Callable[[], AsyncEvent]]:
-    """trio's token getter and event type, built once (trio is an optional dependency)."""
+def _trio_parts() -> tuple[Callable[[], object], Callable[[], AsyncEvent], Callable[[], float]]:
+    """trio's token getter, event type and clock, built once (trio is an optional dependency)."""
     import trio
 
     current_token = trio.lowlevel.current_trio_token
@@ -179,11 +234,11 @@ def _trio_parts() -> tuple[Callable[[], object], Callable[[], AsyncEvent]]:
             if deadline is None:
                 await wait_task_rescheduled(self._abort)
             else:
-                with trio.move_on_at(trio.current_time() + (deadline - time.monotonic())):
+                with trio.move_on_at(deadline):  # the pool's clock is trio's
                     await wait_task_rescheduled(self._abort)
             return self._set
 
-    return token, TrioEvent
+    return token, TrioEvent, trio.current_time
 
 
 class Event:
@@ -215,14 +270,14 @@ class Event:
 # -- pausing between retries ----------------------------------------------------
 
 
-async def async_sleep_until(deadline: float) -> None:
-    """Sleep until ``deadline``; cancellation of the calling task propagates."""
-    await anyio.sleep(max(0.0, deadline - time.monotonic()))
+async def async_sleep_until(deadline: float, clock: Callable[[], float]) -> None:
+    """Sleep until ``deadline`` on ``clock``; cancellation of the calling task propagates."""
+    await anyio.sleep(max(0.0, deadline - clock()))
 
 
-def sleep_until(deadline: float) -> None:
-    """Block the calling thread until ``deadline``."""
-    time.sleep(max(0.0, deadline - time.monotonic()))
+def sleep_until(deadline: float, clock: Callable[[], float]) -> None:
+    """Block the calling thread until ``deadline`` on ``clock``."""
+    time.sleep(max(0.0, deadline - clock()))
 
 
 # -- cleanup that cancellation must not interrupt -----------------------------
@@ -255,14 +310,16 @@ class AsyncBoundedCall(Generic[T]):
     caller still owns whatever it reserved for the call.
     """
 
-    __slots__ = ("_fn", "detached", "timed_out")
+    __slots__ = ("_clock", "_fn", "detached", "timed_out")
 
     def __init__(
         self,
         fn: Callable[[], Awaitable[T]],
         adopt: Callable[[T | None, BaseException | None], Awaitable[None]],
+        clock: Callable[[], float],
     ) -> None:
         self._fn = fn
+        self._clock = clock
         self.timed_out = False
         self.detached = False
 
@@ -270,7 +327,7 @@ class AsyncBoundedCall(Generic[T]):
         """``start=True``: call ``fn`` even if the deadline has passed (cleanup must run)."""
         if deadline is None:
             return await self._call()
-        remaining = deadline - time.monotonic()
+        remaining = deadline - self._clock()
         if remaining > 0 or start:
             with anyio.move_on_after(remaining):
                 return await self._call()
@@ -307,6 +364,7 @@ class BoundedCall(Generic[T]):
         self,
         fn: Callable[[], T],
         adopt: Callable[[T | None, BaseException | None], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fn = fn
         self._adopt = adopt
@@ -370,8 +428,29 @@ def _describe(library: str, token: object) -> str:
     return f"{library} event loop {token!r}" if library == "asyncio" else f"{library} run {token!r}"
 
 
-def _current_loop() -> tuple[str, object, Callable[[], object], Callable[[], AsyncEvent]]:
-    """The running async library, its current loop, a getter for it, and its events.
+_REAL_TIME_LOOPS = ("uvloop", "winloop")  # loops whose time() is time.monotonic, rounded
+
+
+def _asyncio_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """The clock an asyncio pool keeps its times on.
+
+    ``time.monotonic`` where the loop's own ``time()`` is that clock (asyncio's
+    loops; uvloop's, which is cached and rounded to milliseconds, so reading
+    it would make waits end early); else the loop's ``time()`` itself: a
+    virtual-time loop (tests) then drives every timeout and age.
+    """
+    method = getattr(loop.time, "__func__", None)
+    if method is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    if type(loop).__module__.split(".")[0] in _REAL_TIME_LOOPS:
+        return time.monotonic
+    return loop.time
+
+
+def _current_loop() -> tuple[
+    str, object, Callable[[], object], Callable[[], AsyncEvent], Callable[[], float]
+]:
+    """The running async library, its current loop, a getter for it, its events and clock.
 
     The getter never raises: outside its library it returns ``None``.
     """
@@ -381,11 +460,20 @@ def _current_loop() -> tuple[str, object, Callable[[], object], Callable[[], Asy
         raise RuntimeError("an AsyncPool must be used from inside an asyncio or trio run") from None
     if library == "asyncio":
         loop = asyncio.get_running_loop()
-        new_event = functools.partial(_AsyncioEvent, loop, _Deadlines(loop))
-        return library, loop, asyncio._get_running_loop, new_event
+        clock = _asyncio_clock(loop)
+        new_event = functools.partial(_AsyncioEvent, loop, _Deadlines(loop, clock))
+        return library, loop, asyncio._get_running_loop, new_event, clock
     if library == "trio":
-        token, event = _trio_parts()
-        return library, token(), token, event
+        token, event, trio_clock = _trio_parts()
+        offset = trio_clock() - time.monotonic()
+
+        def clock() -> float:
+            try:
+                return trio_clock()
+            except RuntimeError:  # outside the run (stats() from another thread)
+                return time.monotonic() + offset
+
+        return library, token(), token, event, clock
     raise RuntimeError(f"respool supports asyncio and trio through anyio, not {library}")
 
 
@@ -422,7 +510,7 @@ class AsyncLoopGuard:
     it into ``PoolError``.
     """
 
-    __slots__ = ("_library", "call_soon", "get_current", "new_event", "token")
+    __slots__ = ("_library", "call_soon", "clock", "get_current", "new_event", "token")
 
     def __init__(self) -> None:
         self._library = ""
@@ -430,13 +518,15 @@ class AsyncLoopGuard:
         self.get_current: Callable[[], object] = _unbound
         self.new_event: Callable[[], AsyncEvent] = _unbound_event
         self.call_soon: Callable[[Callable[[], object]], None] = _call_now
+        self.clock: Callable[[], float] = time.monotonic  # the loop's, once bound
 
     def check(self) -> str | None:
-        library, token, get_current, new_event = _current_loop()
+        library, token, get_current, new_event, clock = _current_loop()
         if self.get_current is _unbound:
             self._library, self.token, self.get_current = library, token, get_current
             self.new_event = new_event
             self.call_soon = functools.partial(_call_soon, library, token)
+            self.clock = clock
             return None
         if library == self._library and token is self.token:
             return None
@@ -454,12 +544,13 @@ def _no_loop() -> None:
 class LoopGuard:
     """Threads share one pool freely: there is no loop to bind to."""
 
-    __slots__ = ("get_current", "new_event", "token")
+    __slots__ = ("clock", "get_current", "new_event", "token")
 
     def __init__(self) -> None:
         self.token = None
         self.get_current: Callable[[], object] = _no_loop
         self.new_event = Event
+        self.clock: Callable[[], float] = time.monotonic
 
     @staticmethod
     def call_soon(fn: Callable[[], object]) -> None:

@@ -38,7 +38,6 @@ import traceback
 import warnings
 import weakref
 from collections import OrderedDict, deque
-from time import monotonic
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
@@ -243,6 +242,7 @@ class Pool(Generic[T]):
         self._plain = reset is None and leak_timeout is None
 
         self._guard = LoopGuard()
+        self._now = self._guard.clock
         self._idle: deque[Entry[T]] = deque()
         self._pop_idle = self._idle.pop if lifo else self._idle.popleft
         self._alive: dict[int, Entry[T]] = {}  # by id(resource): who is ours, and leased
@@ -292,10 +292,9 @@ class Pool(Generic[T]):
         resource or slot handed to this caller at that moment goes to the
         next waiter, and a factory call under way joins the pool when done.
         """
-        now = monotonic()
-        claim = self._first_claim(timeout, now)
+        claim = self._first_claim(timeout)
         if not isinstance(claim, Entry):
-            claim = self._serve(claim, now, timeout)
+            claim = self._serve(claim, timeout)
         return self._hand_out(claim)
 
     def release(self, resource: T) -> None:
@@ -379,8 +378,8 @@ class Pool(Generic[T]):
         target = self._pool_size
         if count is not None:
             target = min(check_count("count", count, 0), target)
-        deadline = self._deadline(timeout, monotonic())
         self._check_loop()
+        deadline = self._deadline(timeout, self._now())
         made = 0
         while True:
             with self._lock:
@@ -406,7 +405,7 @@ class Pool(Generic[T]):
         with self._lock:
             if force:
                 self._generation += 1
-            now = monotonic()
+            now = self._now()
             stale = [entry for entry in self._idle if not self._usable(entry, now)]
             if stale:
                 keep = [entry for entry in self._idle if self._usable(entry, now)]
@@ -485,20 +484,20 @@ class Pool(Generic[T]):
     # -- the acquire path ----------------------------------------------------
 
     def _first_claim(
-        self, timeout: float | None, now: float
+        self, timeout: float | None
     ) -> Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T]:
         if self._guard.get_current() is not self._guard.token:
             self._check_loop()
         if timeout is not None:
             check_seconds("timeout", timeout)
         with self._lock:
-            return self._claim(now)
+            return self._claim(self._now())
 
     def _serve(
-        self, claim: _Slot | _Waiter[T] | _Vet[T] | _Stale[T], start: float, timeout: float | None
+        self, claim: _Slot | _Waiter[T] | _Vet[T] | _Stale[T], timeout: float | None
     ) -> Entry[T]:
         """No idle resource was ready: wait, check, replace or create until one is."""
-        deadline = self._deadline(timeout, start)
+        deadline = self._deadline(timeout, self._now())  # a hair after the claim: never early
         while True:
             served: Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T] | None = claim
             if isinstance(served, _Waiter):
@@ -512,7 +511,7 @@ class Pool(Generic[T]):
             if isinstance(served, Entry):
                 return served
             with self._lock:
-                next_claim = self._claim(monotonic())
+                next_claim = self._claim(self._now())
             if isinstance(next_claim, Entry):
                 return next_claim
             claim = next_claim
@@ -559,7 +558,7 @@ class Pool(Generic[T]):
         with self._lock:
             if waiter.entry is not None:
                 waiter.entry.handed = None  # taken: from now on it is this caller's
-                return self._vetting(waiter.entry, monotonic())
+                return self._vetting(waiter.entry, self._now())
             if waiter.slot:
                 return _SLOT
             if waiter.closed:
@@ -577,7 +576,7 @@ class Pool(Generic[T]):
         unknown state, so it is closed.  With no time left to check, the
         resource goes back to the pool untouched.
         """
-        if deadline is not None and deadline <= monotonic():
+        if deadline is not None and deadline <= self._now():
             self._put_back(entry)
             with self._lock:
                 facts = self._timeout_facts()
@@ -586,6 +585,7 @@ class Pool(Generic[T]):
         call = BoundedCall(
             functools.partial(check, entry.held()),
             functools.partial(self._adopt_held, entry, False),
+            self._now,
         )
         try:
             verdict = call.run(deadline)
@@ -629,7 +629,7 @@ class Pool(Generic[T]):
         """Return a resource leased to a caller that did not take it after all."""
         with self._lock:
             self._unlease(entry, taken=False)
-            to_close = self._put(entry, monotonic())
+            to_close = self._put(entry, self._now())
         if to_close is not None:
             self._close_and_free(to_close)
 
@@ -650,10 +650,12 @@ class Pool(Generic[T]):
                 if self._closed:  # disposed while this caller backed off
                     self._creation_failed()
                     raise PoolClosed(self._closed_message())
-            if resume > monotonic():
+            if resume > self._now():
                 self._pause(resume, deadline, timeout)
                 continue
-            call = BoundedCall(self._factory, functools.partial(self._adopt, generation))
+            call = BoundedCall(
+                self._factory, functools.partial(self._adopt, generation), self._now
+            )
             try:
                 resource = call.run(deadline)
                 break
@@ -703,11 +705,11 @@ class Pool(Generic[T]):
             with self._lock:
                 self._creation_failed()
                 facts = self._timeout_facts()
-            early = max(0.0, deadline - monotonic())
+            early = max(0.0, deadline - self._now())
             what = f"while the factory kept failing (given up {early:.2f}s early: no retry fits)"
             raise self._timeout_error(facts, timeout, what)
         try:
-            sleep_until(resume)
+            sleep_until(resume, self._now)
         except BaseException:
             with self._lock:
                 self._creation_failed()
@@ -779,6 +781,7 @@ class Pool(Generic[T]):
         call = BoundedCall(
             functools.partial(reset, entry.held()),
             functools.partial(self._adopt_held, entry, True),
+            self._now,
         )
         error: BaseException | None = None
         try:
@@ -834,7 +837,7 @@ class Pool(Generic[T]):
         self._leased += 1
         self._acquired += 1
         if self._leak_timeout is not None:
-            entry.leased_at = monotonic()
+            entry.leased_at = self._now()
             entry.reported = False
             self._holding[entry] = None
 
@@ -857,7 +860,7 @@ class Pool(Generic[T]):
             raise _Duplicate
         self._failures = 0
         self._backoff_until = 0.0
-        now = monotonic()
+        now = self._now()
         expires_at = now + self._recycle * (1.0 - RECYCLE_JITTER * random.random())
         entry = Entry(resource, id(resource), expires_at, generation, now)
         try:
@@ -881,7 +884,7 @@ class Pool(Generic[T]):
         """Count a factory error and push back the next attempt (exponential, jittered)."""
         self._create_errors += 1
         self._last_error = error
-        now = self._last_error_at = monotonic()
+        now = self._last_error_at = self._now()
         self._failures += 1
         pause = min(self._max_backoff, FIRST_BACKOFF * 2.0 ** min(self._failures - 1, 32))
         self._backoff_until = max(self._backoff_until, now + pause * (1.0 - random.random() / 2))
@@ -909,7 +912,7 @@ class Pool(Generic[T]):
             problem = self._release_problem(entry, resource)
             if entry is not None and problem is None:
                 entry.resource = resource
-                overdue = monotonic() - entry.leased_at if entry.reported else None
+                overdue = self._now() - entry.leased_at if entry.reported else None
                 if how == "discard":
                     self._unlease(entry)
                     self._broken += 1
@@ -942,7 +945,7 @@ class Pool(Generic[T]):
                 or not (entry.resource is resource or (entry.ref and entry.ref() is resource))
             ):
                 return False
-            now = monotonic()
+            now = self._now()
             if self._closed or now >= entry.expires_at or entry.generation != self._generation:
                 return False  # to be closed (_usable, inlined): release's slow path does it
             entry.resource = resource
@@ -958,7 +961,7 @@ class Pool(Generic[T]):
         self._leased -= 1
         if self._leak_timeout is not None:
             self._holding.pop(entry, None)
-        entry.last_used = now = monotonic()
+        entry.last_used = now = self._now()
         return self._put(entry, now)
 
     def _put(self, entry: Entry[T], now: float) -> Entry[T] | None:
@@ -1009,7 +1012,7 @@ class Pool(Generic[T]):
             entry, waiter.entry = waiter.entry, None
             entry.handed = None
             self._unlease(entry, taken=False)
-            return self._put(entry, monotonic())
+            return self._put(entry, self._now())
         if waiter.slot:
             waiter.slot = False
             self._creating -= 1
@@ -1054,6 +1057,7 @@ class Pool(Generic[T]):
         self._lost.clear()
         self._holding.clear()
         self._guard = LoopGuard()
+        self._now = self._guard.clock
         self._start_empty()
 
     def _stats(self) -> PoolStats:
@@ -1077,7 +1081,7 @@ class Pool(Generic[T]):
     def _timeout_facts(self) -> tuple[PoolStats, BaseException | None, float]:
         """Under the lock: count a timeout and note what its message will say."""
         self._timeouts += 1
-        return self._stats(), self._last_error, monotonic() - self._last_error_at
+        return self._stats(), self._last_error, self._now() - self._last_error_at
 
     def _timeout_error(
         self,
@@ -1146,7 +1150,7 @@ class Pool(Generic[T]):
         limit = cast(float, self._leak_timeout)
         overdue = []
         with self._lock:
-            now = monotonic()
+            now = self._now()
             while self._holding:
                 entry = next(iter(self._holding))
                 if now - entry.leased_at < limit:
@@ -1190,7 +1194,7 @@ class Pool(Generic[T]):
         try:
             if self._releaser is not None:
                 call = BoundedCall(
-                    functools.partial(self._releaser, entry.held()), _no_adoption
+                    functools.partial(self._releaser, entry.held()), _no_adoption, self._now
                 )
                 with Shield():
                     call.run(limit, start=True)
@@ -1258,11 +1262,12 @@ class Pool(Generic[T]):
         problem = guard.check()
         if problem is not None:
             raise PoolError(problem)
+        self._now = guard.clock  # bound now: the loop's clock
 
     def _cleanup_deadline(self) -> float | None:
         if self._cleanup_timeout is None:
             return None
-        return monotonic() + self._cleanup_timeout
+        return self._now() + self._cleanup_timeout
 
     def _deadline(self, timeout: float | None, now: float) -> float | None:
         seconds = self._acquire_timeout if timeout is None else check_seconds("timeout", timeout)
@@ -1292,10 +1297,10 @@ class Lease(Generic[T]):
             raise PoolError("this lease was already entered; call pool.lease() for a new one")
         self._state = "acquiring"
         # acquire(), spelled out so a lease costs no extra coroutine
-        pool, timeout, now = self._pool, self._timeout, monotonic()
-        claim = pool._first_claim(timeout, now)
+        pool, timeout = self._pool, self._timeout
+        claim = pool._first_claim(timeout)
         if not isinstance(claim, Entry):
-            claim = pool._serve(claim, now, timeout)
+            claim = pool._serve(claim, timeout)
         self._resource = pool._hand_out(claim)
         self._state = "held"
         return self._resource
