@@ -48,6 +48,7 @@ NAMES = {
     "AsyncReleaser": "Releaser",
     "AsyncCheck": "Check",
     "async_sleep_until": "sleep_until",
+    "async_call_within": "call_within",
     # tests
     "AsyncResources": "Resources",
     "AsyncNursery": "Nursery",

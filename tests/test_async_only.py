@@ -117,18 +117,30 @@ async def test_a_double_release_is_caught_while_the_next_holder_has_not_taken_it
     res.assert_settled(pool)
 
 
-async def test_cancellation_during_the_factory_frees_the_slot() -> None:
-    res = AsyncResources(delay=10)
+async def test_a_caller_cancelled_during_the_factory_leaves_the_call_to_finish() -> None:
+    """Issue 9, item 2: creation outlives a caller who gives up; its result is pooled."""
+    res = AsyncResources(delay=0.2)
     pool = res.pool(pool_size=1)
     for _ in range(3):
         with anyio.move_on_after(0.01):
             await pool.acquire(timeout=30)
-    assert pool.stats().creating == 0
-    assert pool.stats().size == 0
-    res.delay = 0
-    async with pool.lease(timeout=1):
-        pass
+    assert pool.stats().creating == 1  # the first caller's call, still running
+    assert res.created == []
+    async with pool.lease(timeout=1) as resource:
+        assert resource is res.created[0]  # the call the first caller left
+    assert len(res.created) == 1
     res.assert_settled(pool)
+
+
+async def test_dispose_stops_a_factory_call_nobody_waits_for() -> None:
+    res = AsyncResources(delay=10)
+    pool = res.pool(pool_size=1)
+    with anyio.move_on_after(0.01):
+        await pool.acquire(timeout=30)
+    assert pool.stats().creating == 1
+    await pool.dispose()
+    await async_wait_until(lambda: pool.stats().creating == 0)
+    assert pool.stats().size == 0 and res.created == []
 
 
 async def test_cancellation_storm_loses_nothing() -> None:

@@ -42,7 +42,7 @@ import zlib
 import anyio
 import pytest
 
-from respool import AsyncPool, PoolClosed, PoolTimeout
+from respool import AsyncPool, PoolClosed, PoolStats, PoolTimeout
 
 from ._async.resources import Resource
 from .figures import Figures, figures
@@ -66,6 +66,7 @@ CLEANUP_TIMEOUT = 0.004  # bounds a releaser or reset that never returns
 TIMEOUTS = (0, 0.001, 0.003, 0.01)  # acquire timeouts
 CANCEL_AFTER = (None, 0, 0.0005, 0.002, 0.006)  # None: the round is not cancelled
 SETTLE_LIMIT = 30  # seconds; a combination taking longer is a hang
+CREATE_TIMEOUT = 0.02  # bounds a factory call left running by a caller who gave up
 
 
 class Faulty:
@@ -143,6 +144,7 @@ class Faulty:
             reset=self.reset,
             cleanup_timeout=CLEANUP_TIMEOUT,
             max_backoff=0.02,
+            create_timeout=CREATE_TIMEOUT,  # a factory call that never returns is cut here
         )
 
 
@@ -231,6 +233,17 @@ async def cancelled_round(
         counts.cancellations += scope.cancelled_caught
 
 
+def busy(stats: PoolStats) -> bool:
+    return stats.creating > 0 or stats.size != stats.idle + stats.leased
+
+
+async def settled(pool: AsyncPool[Resource]) -> None:
+    """Wait (bounded) until nothing runs in the background: factory calls, closing."""
+    with anyio.fail_after(SETTLE_LIMIT):
+        while busy(pool.stats()):
+            await anyio.sleep(0.001)
+
+
 def combination_id(combination: tuple[str, ...]) -> str:
     return "-".join(f"{hook}={b}" for hook, b in zip(HOOKS, combination, strict=True))
 
@@ -264,6 +277,7 @@ async def run_combination(combination: tuple[str, ...], backend: str, record: Fi
             for _ in range(TASKS):
                 tg.start_soon(worker, random.Random(rng.random()))
             tg.start_soon(recycler, random.Random(rng.random()))
+    await settled(pool)  # factory calls that outlived their callers end (create_timeout)
 
     # nothing leaked, nothing in flight, every count agrees with the record
     stats = pool.stats()
@@ -303,6 +317,7 @@ async def run_combination(combination: tuple[str, ...], backend: str, record: Fi
             for _ in range(TASKS):
                 tg.start_soon(worker, random.Random(rng.random()), 2)
             tg.start_soon(disposer, random.Random(rng.random()))
+    await settled(pool)  # dispose stopped the factory calls left running
     stats = pool.stats()
     assert faulty.violations == []
     assert all(isinstance(e, (OSError, TimeoutError)) for e in close_errors)

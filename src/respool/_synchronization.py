@@ -21,8 +21,8 @@ import inspect
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import anyio
 import sniffio
@@ -421,6 +421,39 @@ class BoundedCall(Generic[T]):
             self._done.set()
 
 
+# -- work that outlives the caller who started it ----------------------------
+
+
+class CallTimeout(TimeoutError):
+    """A call was cut short at its limit."""
+
+
+async def async_call_within(
+    fn: Callable[[], Awaitable[T]], limit: float | None, clock: Callable[[], float]
+) -> T:
+    """Await ``fn()``, cancelling it at ``limit`` (raises :class:`CallTimeout`)."""
+    if limit is None:
+        return await _awaited(fn)
+    with anyio.move_on_after(max(0.0, limit - clock())):
+        return await _awaited(fn)
+    raise CallTimeout("the call did not finish within its limit")
+
+
+def call_within(fn: Callable[[], T], limit: float | None, clock: Callable[[], float]) -> T:
+    """Call ``fn()``; a thread cannot be cut short, so ``limit`` does not apply."""
+    return fn()
+
+
+async def _awaited(fn: Callable[[], Awaitable[T]]) -> T:
+    awaitable = fn()
+    if not inspect.isawaitable(awaitable):
+        raise NotAwaitableError(
+            f"{fn!r} returned {type(awaitable).__name__}, not an awaitable: "
+            "AsyncPool needs async callables (use respool.Pool for plain ones)"
+        )
+    return await awaitable
+
+
 # -- which event loop a pool belongs to ----------------------------------------
 
 
@@ -510,15 +543,43 @@ class AsyncLoopGuard:
     it into ``PoolError``.
     """
 
-    __slots__ = ("_library", "call_soon", "clock", "get_current", "new_event", "token")
+    __slots__ = ("_library", "_tasks", "call_soon", "clock", "get_current", "new_event", "token")
 
     def __init__(self) -> None:
         self._library = ""
+        self._tasks: set[asyncio.Task[None]] = set()
         self.token: object = None
         self.get_current: Callable[[], object] = _unbound
         self.new_event: Callable[[], AsyncEvent] = _unbound_event
         self.call_soon: Callable[[Callable[[], object]], None] = _call_now
         self.clock: Callable[[], float] = time.monotonic  # the loop's, once bound
+
+    def spawn(
+        self, fn: Callable[[], Coroutine[Any, Any, None]], *, needed: bool = True
+    ) -> Callable[[], object]:
+        """Run ``await fn()`` in the background on the bound loop; return what cancels it.
+
+        asyncio: a task the guard keeps referenced until it ends; trio: a
+        system task (it outlives the caller's nursery, and the run's end
+        cancels it).  ``fn`` must not raise.  ``needed`` is for the threaded
+        twin (which runs ``fn`` inline when nothing needs a thread).
+        """
+        scope = anyio.CancelScope()  # cancelled before it starts, it still runs fn's cleanup
+
+        async def run() -> None:
+            with scope:
+                await fn()
+
+        if self._library == "asyncio":
+            loop = cast("asyncio.AbstractEventLoop", self.token)
+            task: asyncio.Task[None] = loop.create_task(run())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            import trio
+
+            trio.lowlevel.spawn_system_task(run, context=contextvars.copy_context())
+        return scope.cancel
 
     def check(self) -> str | None:
         library, token, get_current, new_event, clock = _current_loop()
@@ -551,6 +612,21 @@ class LoopGuard:
         self.get_current: Callable[[], object] = _no_loop
         self.new_event = Event
         self.clock: Callable[[], float] = time.monotonic
+
+    @staticmethod
+    def spawn(fn: Callable[[], None], *, needed: bool = True) -> Callable[[], object]:
+        """Run ``fn()`` in a daemon thread if ``needed`` (a caller may stop waiting), else inline.
+
+        Returns a no-op: a thread cannot be stopped, it runs to its end.
+        """
+        if needed:
+            context = contextvars.copy_context()  # the caller's, as an inline call would see
+            threading.Thread(
+                target=context.run, args=(fn,), name="respool-create", daemon=True
+            ).start()
+        else:
+            fn()
+        return _no_loop
 
     @staticmethod
     def call_soon(fn: Callable[[], object]) -> None:

@@ -38,13 +38,22 @@ import traceback
 import warnings
 import weakref
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
 from .. import _tracking
-from .._checks import check_callable, check_count, check_seconds
+from .._checks import (
+    Fatal,
+    check_callable,
+    check_count,
+    check_exception_types,
+    check_fatal,
+    check_predicate,
+    check_seconds,
+)
 from .._errors import PoolClosed, PoolError, PoolTimeout
 from .._records import Entry, LostRef
 from .._stats import PoolStats
@@ -54,7 +63,9 @@ from .._synchronization import (
     LoopGuard,
     Shield,
     StateLock,
+    CallTimeout,
     NotAwaitableError,
+    call_within,
     sleep_until,
 )
 from .._types import Check, Factory, Releaser
@@ -110,6 +121,23 @@ if hasattr(os, "register_at_fork"):  # not on Windows
     os.register_at_fork(after_in_child=_forget_in_child)
 
 
+class _Default:
+    """The default of an argument whose value depends on another one."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+_DEFAULT = _Default()
+
+
+class _Made:
+    """Prefill's creation placed its resource in the pool."""
+
+
+_MADE = _Made()
+
+
 class _Slot:
     """The right to create one resource: a free slot, reserved."""
 
@@ -122,16 +150,46 @@ class _Duplicate(Exception):
 
 
 class _Waiter(Generic[T]):
-    """A caller parked in ``acquire``; served at most once, under the lock."""
+    """A caller in line in ``acquire``; served at most once, under the lock.
 
-    __slots__ = ("abandoned", "closed", "entry", "event", "slot")
+    A caller creating a resource (its factory call under way, or backing off
+    after a failed one in a slot it holds) stands in line too, so a resource
+    released meanwhile goes to it before anyone who came later.
+    """
+
+    __slots__ = (
+        "abandoned", "closed", "creation", "entry", "event", "failed", "fresh", "holds_slot",
+        "slot",
+    )  # fmt: skip
 
     def __init__(self, event: Event) -> None:
         self.event = event
         self.entry: Entry[T] | None = None  # served with a resource
         self.slot = False  # served with a slot to create in
         self.closed = False  # the pool was disposed
-        self.abandoned = False  # gave up before being served
+        self.abandoned = False  # out of line: gave up, or served by its own creation
+        self.creation: _Creation[T] | None = None  # the factory call it waits for
+        self.holds_slot = False  # backing off in a slot it reserved
+        self.failed: BaseException | None = None  # its factory call failed; the slot is back
+        self.fresh = False  # its entry comes straight from the factory: no check needed
+
+
+class _Creation(Generic[T]):
+    """A factory call running in the background, in a slot of its own.
+
+    It outlives the caller who started it (``owner``): if that caller gives
+    up or is served by a released resource first, what the factory returns
+    goes to the oldest waiter, else to the idle set.  ``lease=False`` is
+    prefill's: the resource goes to the pool, and the owner only watches.
+    """
+
+    __slots__ = ("generation", "lease", "owner", "stop")
+
+    def __init__(self, generation: int, owner: _Waiter[T] | None, lease: bool) -> None:
+        self.generation = generation
+        self.owner = owner
+        self.lease = lease
+        self.stop: Callable[[], object] | None = None  # dispose ends it with this
 
 
 @attrs.define(eq=False)
@@ -148,6 +206,8 @@ class _Vet(Generic[T]):
     entry: Entry[T]
 
 
+_NO_RETRY_FITS = "while the factory kept failing (its next retry comes after the deadline)"
+_BEFORE_CREATED = "before the factory created one"
 _RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released resource
 _RESET_REFUSED = Exception("reset returned False")  # closes the resource quietly
 
@@ -219,6 +279,10 @@ class Pool(Generic[T]):
         leak_timeout: float | None = None,
         cleanup_timeout: float | None = None,
         max_backoff: float = 2.0,
+        is_closed: Callable[[T], object] | None = None,
+        discard_on: type[BaseException] | tuple[type[BaseException], ...] = (),
+        fatal: Fatal = None,
+        create_timeout: float | _Default | None = _DEFAULT,
     ) -> None:
         check_callable("factory", factory, optional=False)
         check_callable("releaser", releaser)
@@ -235,6 +299,13 @@ class Pool(Generic[T]):
         self._leak_timeout = check_seconds("leak_timeout", leak_timeout)
         self._cleanup_timeout = check_seconds("cleanup_timeout", cleanup_timeout)
         self._max_backoff = check_seconds("max_backoff", max_backoff) or 0.0
+        self._is_closed = check_predicate("is_closed", is_closed)
+        self._discard_on = check_exception_types("discard_on", discard_on)
+        self._fatal = check_fatal(fatal)
+        if isinstance(create_timeout, _Default):
+            self._create_timeout = self._acquire_timeout
+        else:
+            self._create_timeout = check_seconds("create_timeout", create_timeout)
         if not self._max_backoff:
             raise ValueError(f"max_backoff must be > 0 seconds, got {max_backoff}")
         self._lifo = bool(lifo)
@@ -389,7 +460,7 @@ class Pool(Generic[T]):
                     return made
                 self._slots += 1
                 self._creating += 1
-            if self._create(deadline, timeout, lease=False) is not None:
+            if self._create(deadline, timeout, lease=False) is _MADE:
                 made += 1
 
     def recycle(self, force: bool = False) -> int:
@@ -435,6 +506,12 @@ class Pool(Generic[T]):
             while (waiter := self._next_waiter()) is not None:
                 waiter.closed = True
                 waiter.event.set()
+                if waiter.creation is not None:  # it is not waiting for it any more
+                    waiter.creation.owner = None
+                    waiter.creation = None
+            creations = [c.stop for c in self._creations if c.stop is not None]
+        for stop in creations:  # what they made would only be closed: stop them
+            stop()
         errors = self._close_all(idle, log=False)
         if errors:
             raise ExceptionGroup(
@@ -498,23 +575,20 @@ class Pool(Generic[T]):
     ) -> Entry[T]:
         """No idle resource was ready: wait, check, replace or create until one is."""
         deadline = self._deadline(timeout, self._now())  # a hair after the claim: never early
-        while True:
-            served: Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T] | None = claim
-            if isinstance(served, _Waiter):
-                served = self._wait(served, deadline, timeout)
-            if isinstance(served, _Vet):
-                served = self._vet(served.entry, deadline, timeout)
-            if isinstance(served, _Stale):
-                served = self._replace(served.entry, deadline)
-            if isinstance(served, _Slot):
-                served = self._create(deadline, timeout, lease=True)
-            if isinstance(served, Entry):
-                return served
-            with self._lock:
-                next_claim = self._claim(self._now())
-            if isinstance(next_claim, Entry):
-                return next_claim
-            claim = next_claim
+        step: Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T] | _Made | None = claim
+        while not isinstance(step, Entry):
+            if isinstance(step, _Waiter):
+                step = self._wait(step, deadline, timeout)
+            elif isinstance(step, _Vet):
+                step = self._vet(step.entry, deadline, timeout)
+            elif isinstance(step, _Stale):
+                step = self._replace(step.entry, deadline)
+            elif isinstance(step, _Slot):
+                step = self._create(deadline, timeout, lease=True)
+            else:  # look again
+                with self._lock:
+                    step = self._claim(self._now())
+        return step
 
     def _claim(self, now: float) -> Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T]:
         """Under the lock: an idle resource, a slot to create in, or a place in line."""
@@ -539,33 +613,57 @@ class Pool(Generic[T]):
             self._slots += 1
             self._creating += 1
             return _SLOT
+        return self._enqueue(front=False)
+
+    def _enqueue(self, *, front: bool) -> _Waiter[T]:
         waiter: _Waiter[T] = _Waiter(self._guard.new_event())
-        self._waiters.append(waiter)
+        if front:  # it was at the head of the line already: it keeps its place
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
         self._waiting += 1
         return waiter
 
     def _wait(
         self, waiter: _Waiter[T], deadline: float | None, timeout: float | None
-    ) -> Entry[T] | _Vet[T] | _Slot:
+    ) -> Entry[T] | _Vet[T] | _Slot | None:
+        """Wait in line; ``None``: a creation this caller waits for ended without serving it."""
         try:
-            waiter.event.wait(deadline)
+            woken = waiter.event.wait(deadline)
         except BaseException:
             with self._lock:
                 to_close = self._abandon(waiter)
             if to_close is not None:
                 self._close_and_free(to_close)
             raise
+        return self._take(waiter, woken, timeout)
+
+    def _take(
+        self, waiter: _Waiter[T], woken: bool, timeout: float | None
+    ) -> Entry[T] | _Vet[T] | _Slot | None:
+        """What a waiter's wait ended with: a resource, a slot, or an error."""
         with self._lock:
             if waiter.entry is not None:
                 waiter.entry.handed = None  # taken: from now on it is this caller's
+                if waiter.fresh:
+                    return waiter.entry
                 return self._vetting(waiter.entry, self._now())
             if waiter.slot:
                 return _SLOT
             if waiter.closed:
+                self._abandon(waiter)  # frees a slot it held
                 raise PoolClosed(self._closed_message())
+            if woken or waiter.failed is not None:
+                return None  # its creation ended (failed, or prefill's resource is placed)
             facts = self._timeout_facts()  # taken before leaving: it counts itself
+            pausing, creating = waiter.holds_slot, waiter.creation is not None
             self._abandon(waiter)
-        raise self._timeout_error(facts, timeout, "waiting for a resource")
+        what = "waiting for a resource"
+        if pausing:
+            what = "while the factory kept failing"
+        elif creating:
+            what = _BEFORE_CREATED
+        raise self._timeout_error(facts, timeout, what)
 
     def _vet(
         self, entry: Entry[T], deadline: float | None, timeout: float | None
@@ -635,79 +733,72 @@ class Pool(Generic[T]):
 
     def _create(
         self, deadline: float | None, timeout: float | None, lease: bool
-    ) -> Entry[T] | None:
+    ) -> Entry[T] | _Vet[T] | _Made | None:
         """Make a resource in a slot the caller reserved (counted in ``_creating``).
 
-        While the factory fails, retries after the pool's backoff pause for as
-        long as the deadline allows, keeping the slot.  Leases the resource
-        to the caller, or (``lease=False``) places it in the pool; returns
-        ``None`` if it was closed at once instead (retired meanwhile).
+        The factory runs in the background (:meth:`_run_creation`) while the
+        caller stands in line, so a resource released meanwhile may serve it
+        first, and a caller who gives up leaves the factory call to finish.
+        While the factory fails, the caller retries after the pool's backoff
+        pause, in line, keeping the slot.  ``lease=False`` (prefill) places
+        the resource in the pool instead and returns ``_MADE``; ``None`` means
+        look again.
         """
         while True:
             with self._lock:
-                generation = self._generation
-                resume = self._backoff_until
                 if self._closed:  # disposed while this caller backed off
                     self._creation_failed()
                     raise PoolClosed(self._closed_message())
-            if resume > self._now():
-                self._pause(resume, deadline, timeout)
+                resume, now = self._backoff_until, self._now()
+                if deadline is not None and deadline <= now:  # timeout=0: nothing to wait for
+                    self._creation_failed()
+                    facts = self._timeout_facts()
+                    raise self._timeout_error(facts, timeout, _BEFORE_CREATED)
+                if resume > now and self._no_retry_fits(deadline):
+                    self._creation_failed()
+                    facts = self._timeout_facts()
+                    raise self._timeout_error(facts, timeout, _NO_RETRY_FITS)
+                if lease:
+                    waiter = self._enqueue(front=True)
+                else:  # prefill: out of line from the start, it only watches its creation
+                    waiter = _Waiter(self._guard.new_event())
+                    waiter.abandoned = True
+                if resume > now:
+                    waiter.holds_slot = True
+                else:
+                    creation: _Creation[T] = _Creation(self._generation, waiter, lease)
+                    waiter.creation = creation
+                    self._creations.add(creation)
+                if lease:
+                    self._creators += 1
+            if waiter.holds_slot:
+                if not lease:  # prefill stands in no line: it only pauses
+                    self._pause(resume)
+                    continue
+                served = self._wait_out_backoff(waiter, deadline, timeout)
+                if served is not None:
+                    return served
                 continue
-            call = BoundedCall(
-                self._factory, functools.partial(self._adopt, generation), self._now
+            creation.stop = self._guard.spawn(
+                functools.partial(self._run_creation, creation), needed=deadline is not None
             )
-            try:
-                resource = call.run(deadline)
-                break
-            except BaseException as exc:
-                if (
-                    call.timed_out
-                    or not isinstance(exc, Exception)
-                    or type(exc) is NotAwaitableError
-                ):
-                    if not call.detached:  # else the slot is _adopt's now
-                        with self._lock:
-                            self._creation_failed()
-                    if call.timed_out:
-                        with self._lock:
-                            facts = self._timeout_facts()
-                        error = self._timeout_error(
-                            facts, timeout, "before the factory created one"
-                        )
-                        raise error from error.__cause__
-                    raise
+            got = self._wait(waiter, deadline, timeout)
+            assert not isinstance(got, _Slot)  # a creator is never handed a slot
+            if got is not None:
+                return got
+            error, waiter.failed = waiter.failed, None
+            if error is None:
+                return _MADE if waiter.fresh else None  # prefill: placed, or closed at once
+            # The factory failed and the slot is this caller's again.
+            if isinstance(error, _Duplicate):
+                error = self._duplicate_error(error.args[0])
+            if self._is_fatal(error):
                 with self._lock:
-                    self._factory_failed(exc)
-        try:
-            with self._lock:
-                entry = self._register(resource, generation)
-                if lease and not self._closed:
-                    self._lease(entry)
-                    return entry
-                to_close = self._put(entry, entry.last_used)
-        except _Duplicate:
-            raise self._duplicate_error(resource) from None
-        if to_close is None:
-            return entry
-        self._close_and_free(to_close)
-        if self._closed:
-            raise PoolClosed(self._closed_message())
-        return None
+                    self._creation_failed()
+                raise error
 
-    def _pause(
-        self,
-        resume: float,
-        deadline: float | None,
-        timeout: float | None,
-    ) -> None:
-        """Wait out the factory's backoff in a reserved slot; time out now if it ends too late."""
-        if deadline is not None and resume >= deadline:
-            with self._lock:
-                self._creation_failed()
-                facts = self._timeout_facts()
-            early = max(0.0, deadline - self._now())
-            what = f"while the factory kept failing (given up {early:.2f}s early: no retry fits)"
-            raise self._timeout_error(facts, timeout, what)
+    def _pause(self, resume: float) -> None:
+        """Prefill's backoff: sleep in the reserved slot; free it if interrupted."""
         try:
             sleep_until(resume, self._now)
         except BaseException:
@@ -715,31 +806,125 @@ class Pool(Generic[T]):
                 self._creation_failed()
             raise
 
-    def _adopt(
-        self, generation: int, resource: T | None, error: BaseException | None
-    ) -> None:
-        """Take over a factory call its caller stopped waiting for (threads only)."""
+    def _wait_out_backoff(
+        self, waiter: _Waiter[T], deadline: float | None, timeout: float | None
+    ) -> Entry[T] | _Vet[T] | None:
+        """Stand in line, holding the slot, until the factory may be retried.
+
+        Returns a resource released meanwhile, or ``None`` to retry now.
+        """
+        resume = self._backoff_until
+        limit = resume if deadline is None else min(resume, deadline)
+        try:
+            woken = waiter.event.wait(limit)
+        except BaseException:
+            with self._lock:
+                to_close = self._abandon(waiter)
+            if to_close is not None:
+                self._close_and_free(to_close)
+            raise
         with self._lock:
-            if error is not None:
-                if isinstance(error, Exception):
+            if (
+                waiter.entry is None
+                and not waiter.closed
+                and (deadline is None or self._now() < deadline)
+            ):
+                self._leave_line(waiter)  # time to retry; the slot stays this caller's
+                waiter.holds_slot = False
+                return None
+        served = self._take(waiter, woken, timeout)  # served, closed or timed out
+        assert not isinstance(served, _Slot) and served is not None  # a slot holder gets no slot
+        return served
+
+    def _no_retry_fits(self, deadline: float | None) -> bool:
+        """Under the lock: the backoff outlasts the deadline, and nothing else could serve."""
+        if deadline is None or self._backoff_until < deadline:
+            return False
+        return self._leased == 0 and self._creators == 0
+
+    def _is_fatal(self, error: BaseException) -> bool:
+        """Whether a factory error ends the acquire at once instead of a retry."""
+        if not isinstance(error, Exception) or isinstance(error, (NotAwaitableError, PoolError)):
+            return True
+        fatal = self._fatal
+        if fatal is None:
+            return False
+        if isinstance(fatal, tuple):
+            return isinstance(error, fatal)
+        try:
+            return bool(fatal(error))
+        except Exception:
+            logger.exception("fatal=%r raised; treating the factory error as fatal", fatal)
+            return True
+
+    def _run_creation(self, creation: _Creation[T]) -> None:
+        """The factory call, in the background: its resource or error goes where it is due.
+
+        It never raises (nothing would catch it): whatever happens is handed
+        to the caller waiting for it, or settled here.
+        """
+        limit = None if self._create_timeout is None else self._now() + self._create_timeout
+        try:
+            resource = call_within(self._factory, limit, self._now)
+        except BaseException as exc:
+            error: BaseException = exc
+            if isinstance(exc, CallTimeout):
+                error = TimeoutError(
+                    f"the factory did not return within create_timeout={self._create_timeout:g}s"
+                )
+            with self._lock:
+                owner = self._settle(creation)
+                if isinstance(error, Exception) and not isinstance(error, NotAwaitableError):
                     self._factory_failed(error)
-                self._creation_failed()
-                return
-            try:
-                entry = self._register(cast(T, resource), generation)
-            except _Duplicate:
-                to_close = None
+                if owner is not None:  # the slot goes back to its caller, who decides
+                    owner.failed = error
+                    owner.event.set()
+                else:
+                    self._creation_failed()
+            return
+        to_close: Entry[T] | None = None
+        refused = False
+        with self._lock:
+            owner = self._settle(creation)
+            if self._lost:  # a dead resource's id may have been reused by this one
+                self._recover_lost()
+            if resource is None or id(resource) in self._alive:
                 refused = True
+                if owner is not None:
+                    owner.failed = _Duplicate(resource)
+                    owner.event.set()
+                else:
+                    self._creation_failed()
             else:
-                to_close = self._put(entry, entry.last_used)
-                refused = False
-        if refused:
+                entry = self._register(resource, creation.generation)
+                if owner is not None and creation.lease and not self._closed:
+                    self._lease(entry)  # its own caller, still in line
+                    owner.entry = entry
+                    owner.fresh = True
+                    entry.handed = owner
+                    owner.event.set()
+                else:
+                    to_close = self._put(entry, entry.last_used)
+                    if owner is not None:  # prefill, waiting for it
+                        owner.fresh = to_close is None
+                        owner.event.set()
+        if refused and owner is None:
             logger.error(
                 "discarding what the factory returned after its caller left",
                 exc_info=self._duplicate_error(resource),
             )
-        elif to_close is not None:
+        if to_close is not None:
             self._close_and_free(to_close)
+
+    def _settle(self, creation: _Creation[T]) -> _Waiter[T] | None:
+        """Under the lock: a creation ended; the caller still waiting for it, if any."""
+        owner, creation.owner = creation.owner, None
+        self._creations.discard(creation)
+        if owner is not None:
+            if creation.lease:
+                self._leave_line(owner)  # served out of turn: by its own creation
+            owner.creation = None
+        return owner
 
     def _adopt_held(
         self, entry: Entry[T], taken: bool, result: object, error: BaseException | None
@@ -853,11 +1038,6 @@ class Pool(Generic[T]):
     def _register(self, resource: T, generation: int) -> Entry[T]:
         """A factory call returned: its slot now holds a live resource."""
         self._creating -= 1
-        if self._lost:  # a dead resource's id may have been reused by this one
-            self._recover_lost()
-        if id(resource) in self._alive:
-            self._free_slot()
-            raise _Duplicate
         self._failures = 0
         self._backoff_until = 0.0
         now = self._now()
@@ -982,11 +1162,17 @@ class Pool(Generic[T]):
         entry.handed = waiter
         waiter.entry = entry
         waiter.event.set()
+        if waiter.creation is not None:  # its factory call goes on for whoever is next
+            waiter.creation.owner = None
+            waiter.creation = None
+        elif waiter.holds_slot:  # it was backing off in a slot it no longer needs
+            waiter.holds_slot = False
+            self._creation_failed()
         return None
 
     def _free_slot(self) -> None:
         """A slot emptied: the oldest waiter gets to create in it, else it is free."""
-        waiter = self._next_waiter()
+        waiter = self._next_waiter(for_slot=True)
         if waiter is None:
             self._slots -= 1
             return
@@ -994,17 +1180,39 @@ class Pool(Generic[T]):
         waiter.slot = True
         waiter.event.set()
 
-    def _next_waiter(self) -> _Waiter[T] | None:
+    def _next_waiter(self, *, for_slot: bool = False) -> _Waiter[T] | None:
+        """Take the oldest waiter out of line.  ``for_slot``: one that is not creating already."""
         waiters = self._waiters
+        passed: list[_Waiter[T]] = []
+        found = None
         while waiters:
             waiter = waiters.popleft()
-            if not waiter.abandoned:
-                self._waiting -= 1
-                return waiter
-        return None
+            if waiter.abandoned:
+                continue
+            if for_slot and (waiter.creation is not None or waiter.holds_slot):
+                passed.append(waiter)  # at most pool_size of them: they hold slots
+                continue
+            found = waiter
+            self._waiting -= 1
+            if waiter.creation is not None or waiter.holds_slot:
+                self._creators -= 1
+            break
+        waiters.extendleft(reversed(passed))
+        return found
+
+    def _leave_line(self, waiter: _Waiter[T]) -> None:
+        """Take a waiter out of line where it stands (skipped when reached)."""
+        if waiter.abandoned:
+            return
+        waiter.abandoned = True
+        self._waiting -= 1
+        if waiter.creation is not None or waiter.holds_slot:
+            self._creators -= 1
+        if len(self._waiters) > 2 * self._waiting + 32:
+            self._waiters = deque(w for w in self._waiters if not w.abandoned)
 
     def _abandon(self, waiter: _Waiter[T]) -> Entry[T] | None:
-        """A waiter gave up: pass on what it was handed, or leave the line.
+        """A waiter gave up (or the pool closed): pass on what it holds, leave the line.
 
         Returns a resource the caller must close (the pool closed meanwhile).
         """
@@ -1017,11 +1225,16 @@ class Pool(Generic[T]):
             waiter.slot = False
             self._creating -= 1
             self._free_slot()
-        elif not waiter.closed and not waiter.abandoned:
-            waiter.abandoned = True
-            self._waiting -= 1
-            if len(self._waiters) > 2 * self._waiting + 32:
-                self._waiters = deque(w for w in self._waiters if not w.abandoned)
+            return None
+        if not waiter.closed:
+            self._leave_line(waiter)
+        if waiter.creation is not None:  # its factory call goes on, for whoever is next
+            waiter.creation.owner = None
+            waiter.creation = None
+        if waiter.holds_slot or waiter.failed is not None:  # a slot it held for a retry
+            waiter.holds_slot = False
+            waiter.failed = None
+            self._creation_failed()
         return None
 
     def _recover_lost(self) -> None:
@@ -1038,7 +1251,8 @@ class Pool(Generic[T]):
 
     def _start_empty(self) -> None:
         self._lock = StateLock()
-        self._slots = self._creating = self._leased = self._waiting = 0
+        self._slots = self._creating = self._leased = self._waiting = self._creators = 0
+        self._creations: set[_Creation[T]] = set()  # running in the background
         self._failures = 0
         self._backoff_until = 0.0
         self._self_ref = weakref.ref(self)
@@ -1067,7 +1281,7 @@ class Pool(Generic[T]):
             idle=len(self._idle),
             leased=self._leased,
             creating=self._creating,
-            waiting=self._waiting,
+            waiting=self._waiting - self._creators,
             created=self._created,
             closed=self._closed_count,
             acquired=self._acquired,
@@ -1107,6 +1321,11 @@ class Pool(Generic[T]):
         return error
 
     def _duplicate_error(self, resource: object) -> PoolError:
+        if resource is None:
+            return PoolError(
+                "the factory returned None; a factory must return the new resource "
+                "(return it, do not only store it)"
+            )
         return PoolError(
             f"the factory returned {reprlib.repr(resource)}, which this pool already "
             "holds; a factory must return a new resource on every call"
