@@ -310,7 +310,8 @@ class Pool(Generic[T]):
             raise ValueError(f"max_backoff must be > 0 seconds, got {max_backoff}")
         self._lifo = bool(lifo)
         self._sites = leak_timeout is not None or _tracking.watching()
-        self._plain = reset is None and leak_timeout is None
+        self._plain = reset is None and leak_timeout is None and is_closed is None
+        self._vets = check is not None or is_closed is not None
 
         self._guard = LoopGuard()
         self._now = self._guard.clock
@@ -392,10 +393,16 @@ class Pool(Generic[T]):
                 (released twice, or never acquired from this pool); nothing
                 changes.
         """
-        if self._return_quickly(resource):
-            return
-        entry, to_close, overdue = self._take_back(resource, "release")
-        if self._reset is not None:
+        if not self._return_quickly(resource, False):
+            self._release(resource, False)
+
+    def _release(self, resource: T, suspect: bool) -> None:
+        """Release's slow path; ``suspect``: its holder failed, so it is checked next time."""
+        how = "release"
+        if self._is_closed is not None and self._is_dead(resource):
+            how = "discard"  # dead: closed, never pooled
+        entry, to_close, overdue = self._take_back(resource, how, suspect)
+        if self._reset is not None and how == "release":
             to_close = self._run_reset(entry)
         if to_close is not None:
             self._close_and_free(to_close)
@@ -412,7 +419,7 @@ class Pool(Generic[T]):
         Raises:
             PoolError: this pool does not currently lease ``resource``.
         """
-        entry, to_close, overdue = self._take_back(resource, "discard")
+        entry, to_close, overdue = self._take_back(resource, "discard", False)
         if to_close is not None:
             self._close_and_free(to_close)
         if overdue is not None:
@@ -606,7 +613,9 @@ class Pool(Generic[T]):
                 entry.leased = True
                 self._leased += 1
                 self._acquired += 1
-            if self._check is not None and now - entry.last_used >= self._check_interval:
+            if self._vets and (
+                self._is_closed is not None or now - entry.last_used >= self._check_interval
+            ):
                 return _Vet(entry)
             return entry
         if self._slots < self._pool_size:
@@ -670,16 +679,25 @@ class Pool(Generic[T]):
     ) -> Entry[T] | _Slot | None:
         """Run ``check`` on a resource leased to the caller; replace it if broken.
 
-        A check cut short (timeout, interruption) leaves the resource in an
-        unknown state, so it is closed.  With no time left to check, the
-        resource goes back to the pool untouched.
+        ``is_closed`` is asked first, every time; ``check`` only when the
+        resource was not used within ``check_interval``.  A check cut short
+        (timeout, interruption) leaves the resource in an unknown state, so it
+        is closed.  With no time left to check, the resource goes back to the
+        pool untouched.
         """
+        if self._is_closed is not None and self._is_dead(entry.held()):
+            with self._lock:
+                self._unlease(entry, taken=False)
+                self._broken += 1
+            return self._replace(entry, deadline)
+        if self._check is None or self._now() - entry.last_used < self._check_interval:
+            return entry
         if deadline is not None and deadline <= self._now():
             self._put_back(entry)
             with self._lock:
                 facts = self._timeout_facts()
             raise self._timeout_error(facts, timeout, "before an idle resource could be checked")
-        check = cast(Check[T], self._check)
+        check = self._check
         call = BoundedCall(
             functools.partial(check, entry.held()),
             functools.partial(self._adopt_held, entry, False),
@@ -981,8 +999,8 @@ class Pool(Generic[T]):
             raise cast(BaseException, error)
         with self._lock:
             entry.handed = None
-            if error is None:
-                return self._check_in(entry)
+            if error is None:  # a suspect was marked by _take_back
+                return self._check_in(entry, entry.last_used == -math.inf)
             self._unlease(entry)
             self._broken += 1
         if not isinstance(error, Exception):
@@ -1013,9 +1031,19 @@ class Pool(Generic[T]):
         return now < entry.expires_at and entry.generation == self._generation
 
     def _vetting(self, entry: Entry[T], now: float) -> Entry[T] | _Vet[T]:
-        if self._check is not None and now - entry.last_used >= self._check_interval:
+        if self._vets and (
+            self._is_closed is not None or now - entry.last_used >= self._check_interval
+        ):
             return _Vet(entry)
         return entry
+
+    def _is_dead(self, resource: T) -> bool:
+        """``is_closed(resource)``, outside the lock; an error counts as dead."""
+        try:
+            return bool(cast(Callable[[T], object], self._is_closed)(resource))
+        except Exception as exc:
+            logger.warning("is_closed raised on %s (%r); closing it", reprlib.repr(resource), exc)
+            return True
 
     def _lease(self, entry: Entry[T]) -> None:
         entry.leased = True
@@ -1079,7 +1107,9 @@ class Pool(Generic[T]):
             )
         return None
 
-    def _take_back(self, resource: T, how: str) -> tuple[Entry[T], Entry[T] | None, float | None]:
+    def _take_back(
+        self, resource: T, how: str, suspect: bool
+    ) -> tuple[Entry[T], Entry[T] | None, float | None]:
         """Take a resource back from its holder, or raise :class:`PoolError`.
 
         Returns its record, what must be closed now, and how long it was held
@@ -1099,14 +1129,16 @@ class Pool(Generic[T]):
                     return entry, entry, overdue
                 if self._reset is not None:
                     entry.handed = _RETURNING
+                    if suspect:
+                        entry.last_used = -math.inf
                     return entry, None, overdue
-                return entry, self._check_in(entry), overdue
+                return entry, self._check_in(entry, suspect), overdue
         advice = "release or discard each acquired resource exactly once, or use `lease()`"
         raise PoolError(
             f"{how}({reprlib.repr(resource)}): this {type(self).__name__} {problem}; {advice}"
         )
 
-    def _return_quickly(self, resource: T) -> bool:
+    def _return_quickly(self, resource: T, suspect: bool) -> bool:
         """The common release in one lock round trip; ``False`` if it needs more.
 
         More is: a ``reset`` or leak tracking, a resource to close (too old,
@@ -1130,18 +1162,19 @@ class Pool(Generic[T]):
                 return False  # to be closed (_usable, inlined): release's slow path does it
             entry.resource = resource
             entry.leased = False
-            entry.last_used = now
+            entry.last_used = -math.inf if suspect else now  # suspect: checked when next handed out
             self._leased -= 1
             self._put(entry, now)
             return True
 
-    def _check_in(self, entry: Entry[T]) -> Entry[T] | None:
+    def _check_in(self, entry: Entry[T], suspect: bool = False) -> Entry[T] | None:
         """A holder gave ``entry`` back; return it if it must be closed."""
         entry.leased = False  # _unlease, inlined: this is the release hot path
         self._leased -= 1
         if self._leak_timeout is not None:
             self._holding.pop(entry, None)
-        entry.last_used = now = self._now()
+        now = self._now()
+        entry.last_used = -math.inf if suspect else now  # suspect: checked when next handed out
         return self._put(entry, now)
 
     def _put(self, entry: Entry[T], now: float) -> Entry[T] | None:
@@ -1537,5 +1570,10 @@ class Lease(Generic[T]):
         """
         self._state = "done"
         pool, resource = self._pool, self._resource
-        if not pool._return_quickly(resource) and id(resource) in pool._alive:
-            pool.release(resource)  # else the holder discarded it
+        if exc_type is not None and pool._discard_on and issubclass(exc_type, pool._discard_on):
+            if id(resource) in pool._alive:  # else the holder discarded it already
+                pool.discard(resource)
+            return
+        suspect = exc_type is not None  # the body failed: the resource may be why
+        if not pool._return_quickly(resource, suspect) and id(resource) in pool._alive:
+            pool._release(resource, suspect)  # else the holder discarded it
