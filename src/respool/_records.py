@@ -47,6 +47,7 @@ class Entry(Generic[T]):
     leased_at: float = 0.0
     site: traceback.StackSummary | None = None  # where it was acquired, when recorded
     reported: bool = False  # a leak warning was logged for the current lease
+    late: bool = False  # its releaser outlived cleanup_timeout and still runs (threads)
 
     def held(self) -> T:
         """The resource, while the pool holds it strongly (idle, or being returned)."""

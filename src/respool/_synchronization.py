@@ -545,6 +545,8 @@ class AsyncLoopGuard:
 
     __slots__ = ("_library", "_tasks", "call_soon", "clock", "get_current", "new_event", "token")
 
+    wakes_from_any_thread = False  # a parked task is woken on its own loop only
+
     def __init__(self) -> None:
         self._library = ""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -606,6 +608,8 @@ class LoopGuard:
     """Threads share one pool freely: there is no loop to bind to."""
 
     __slots__ = ("clock", "get_current", "new_event", "token")
+
+    wakes_from_any_thread = True  # any thread may release a parked thread's lock
 
     def __init__(self) -> None:
         self.token = None

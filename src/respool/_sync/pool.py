@@ -79,6 +79,7 @@ logger = logging.getLogger("respool")
 
 RECYCLE_JITTER = 0.05  # each resource's pool_recycle is cut by up to this fraction
 FIRST_BACKOFF = 0.05  # seconds before the first retry of a failing factory; doubles
+OUTAGE_LOG_EVERY = 10.0  # seconds between "still failing" lines while the factory fails
 
 
 def _on_lost(ref: LostRef) -> None:
@@ -86,10 +87,6 @@ def _on_lost(ref: LostRef) -> None:
     pool = ref.pool()
     if pool is not None:
         pool._lost_one(ref.entry)
-
-
-def _no_adoption(result: object, error: BaseException | None) -> None:
-    """A releaser call left behind at its timeout: the resource already counts as closed."""
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,6 +104,12 @@ def _stack(entry: Entry[Any]) -> str:
     if entry.site is None:
         return "  (not recorded)\n"
     return "".join(entry.site.format())
+
+
+def _qualname(fn: object) -> str:
+    """The function's name as its code says it (a partial's, a callable object's class)."""
+    fn = getattr(fn, "func", fn)  # functools.partial
+    return str(getattr(fn, "__qualname__", None) or type(fn).__qualname__)
 
 
 _POOLS: weakref.WeakSet[Any] = weakref.WeakSet()  # every pool, to reset in a forked child
@@ -289,6 +292,7 @@ class Pool(Generic[T]):
         check_callable("check", check)
         check_callable("reset", reset)
         self._factory = factory
+        self._name = f"{type(self).__name__}({_qualname(factory)})"  # in log lines
         self._releaser = releaser
         self._check = check
         self._reset = reset
@@ -589,7 +593,7 @@ class Pool(Generic[T]):
             elif isinstance(step, _Vet):
                 step = self._vet(step.entry, deadline, timeout)
             elif isinstance(step, _Stale):
-                step = self._replace(step.entry, deadline)
+                step = self._replace(step.entry, deadline, timeout)
             elif isinstance(step, _Slot):
                 step = self._create(deadline, timeout, lease=True)
             else:  # look again
@@ -689,7 +693,7 @@ class Pool(Generic[T]):
             with self._lock:
                 self._unlease(entry, taken=False)
                 self._broken += 1
-            return self._replace(entry, deadline)
+            return self._replace(entry, deadline, timeout)
         if self._check is None or self._now() - entry.last_used < self._check_interval:
             return entry
         if deadline is not None and deadline <= self._now():
@@ -716,7 +720,7 @@ class Pool(Generic[T]):
                     self._unlease(entry, taken=False)
                 self._close_and_free(entry)
             else:
-                return self._failed_check(entry, exc, deadline)
+                return self._failed_check(entry, exc, deadline, timeout)
             if call.timed_out:
                 with self._lock:
                     facts = self._timeout_facts()
@@ -724,11 +728,15 @@ class Pool(Generic[T]):
                 raise error from error.__cause__
             raise
         if verdict is False:
-            return self._failed_check(entry, None, deadline)
+            return self._failed_check(entry, None, deadline, timeout)
         return entry
 
     def _failed_check(
-        self, entry: Entry[T], error: Exception | None, deadline: float | None
+        self,
+        entry: Entry[T],
+        error: Exception | None,
+        deadline: float | None,
+        timeout: float | None,
     ) -> _Slot | None:
         """``check`` said broken: close the resource, keep the slot for a replacement."""
         logger.warning(
@@ -739,7 +747,7 @@ class Pool(Generic[T]):
         with self._lock:
             self._unlease(entry, taken=False)
             self._broken += 1
-        return self._replace(entry, deadline)
+        return self._replace(entry, deadline, timeout)
 
     def _put_back(self, entry: Entry[T]) -> None:
         """Return a resource leased to a caller that did not take it after all."""
@@ -890,20 +898,24 @@ class Pool(Generic[T]):
                 error = TimeoutError(
                     f"the factory did not return within create_timeout={self._create_timeout:g}s"
                 )
+            attempts = 0
             with self._lock:
                 owner = self._settle(creation)
                 if isinstance(error, Exception) and not isinstance(error, NotAwaitableError):
-                    self._factory_failed(error)
+                    attempts = self._factory_failed(error)
                 if owner is not None:  # the slot goes back to its caller, who decides
                     owner.failed = error
                     owner.event.set()
                 else:
                     self._creation_failed()
+            if attempts:
+                self._log_outage(error, attempts)
             return
         to_close: Entry[T] | None = None
         refused = False
         with self._lock:
             owner = self._settle(creation)
+            outage = self._outage_over()
             if self._lost:  # a dead resource's id may have been reused by this one
                 self._recover_lost()
             if resource is None or id(resource) in self._alive:
@@ -926,6 +938,12 @@ class Pool(Generic[T]):
                     if owner is not None:  # prefill, waiting for it
                         owner.fresh = to_close is None
                         owner.event.set()
+        if outage is not None:
+            logger.info(
+                "%s: the factory works again after %.1fs and %d failed attempts",
+                self._name,
+                *outage,
+            )
         if refused and owner is None:
             logger.error(
                 "discarding what the factory returned after its caller left",
@@ -957,26 +975,42 @@ class Pool(Generic[T]):
             self._broken += 1
         self._close_and_free(entry)
 
-    def _replace(self, entry: Entry[T], deadline: float | None) -> _Slot | None:
+    def _replace(
+        self, entry: Entry[T], deadline: float | None, timeout: float | None
+    ) -> _Slot | None:
         """Close a stale or broken resource the caller took; keep its slot to create in.
 
         Keeping the slot keeps the caller's place: a newcomer parked meanwhile
-        stays behind it.  Returns ``None`` (slot freed) to look again when idle
-        resources are left or the pool closed.
+        stays behind it.  The releaser runs in the background, bounded by
+        ``cleanup_timeout`` alone, while the caller waits for it until its own
+        deadline: past it the caller times out and the close goes on, its slot
+        then going to the line.  Returns ``None`` (slot freed) to look again
+        when idle resources are left or the pool closed.
         """
+        closing: _Waiter[T] = _Waiter(self._guard.new_event())  # in no line
+        self._guard.spawn(
+            functools.partial(self._close_in_background, entry, closing),
+            needed=deadline is not None,
+        )
         try:
-            error = self._close(entry, deadline)  # the caller's timeout bounds it too
+            closing.event.wait(deadline)
         except BaseException:
             with self._lock:
-                self._free_slot()
+                closing.abandoned = True
+                if closing.slot:  # closed just then: the slot was handed to this caller
+                    self._free_slot()
             raise
-        self._log_close_error(entry, error)
         with self._lock:
-            if self._idle or self._closed:
+            if not closing.slot:  # still closing at the deadline
+                closing.abandoned = True
+                facts = self._timeout_facts()
+            elif self._idle or self._closed:
                 self._free_slot()
                 return None
-            self._creating += 1
-            return _SLOT
+            else:
+                self._creating += 1
+                return _SLOT
+        raise self._timeout_error(facts, timeout, "while a stale or broken resource was closed")
 
     def _run_reset(self, entry: Entry[T]) -> Entry[T] | None:
         """Run ``reset`` on a released resource; pool it, or return it to be closed."""
@@ -1088,14 +1122,49 @@ class Pool(Generic[T]):
         self._creating -= 1
         self._free_slot()
 
-    def _factory_failed(self, error: Exception) -> None:
-        """Count a factory error and push back the next attempt (exponential, jittered)."""
+    def _factory_failed(self, error: Exception) -> int:
+        """Count a factory error and push back the next attempt (exponential, jittered).
+
+        Returns the outage's attempt count when a log line is due (its first
+        failure, then one every ``OUTAGE_LOG_EVERY`` seconds), else 0.
+        """
         self._create_errors += 1
         self._last_error = error
         now = self._last_error_at = self._now()
         self._failures += 1
         pause = min(self._max_backoff, FIRST_BACKOFF * 2.0 ** min(self._failures - 1, 32))
         self._backoff_until = max(self._backoff_until, now + pause * (1.0 - random.random() / 2))
+        if self._failures == 1:
+            self._outage_since = self._outage_logged = now
+            return 1
+        if now - self._outage_logged >= OUTAGE_LOG_EVERY:
+            self._outage_logged = now
+            return self._failures
+        return 0
+
+    def _outage_over(self) -> tuple[float, int] | None:
+        """Under the lock, as a creation succeeds: the outage it ends (seconds, attempts)."""
+        if not self._failures:
+            return None
+        return self._now() - self._outage_since, self._failures
+
+    def _log_outage(self, error: BaseException, attempts: int) -> None:
+        if attempts == 1:
+            logger.warning(
+                "%s: the factory failed (%r); retrying with backoff (up to %gs apart) "
+                "while it fails",
+                self._name,
+                error,
+                self._max_backoff,
+            )
+        else:
+            logger.warning(
+                "%s: the factory is still failing after %d attempts over %.1fs; last error: %r",
+                self._name,
+                attempts,
+                self._now() - self._outage_since,
+                error,
+            )
 
     def _release_problem(self, entry: Entry[T] | None, resource: T) -> str | None:
         if entry is None or not entry.leased or not entry.holds(resource):
@@ -1287,7 +1356,7 @@ class Pool(Generic[T]):
         self._slots = self._creating = self._leased = self._waiting = self._creators = 0
         self._creations: set[_Creation[T]] = set()  # running in the background
         self._failures = 0
-        self._backoff_until = 0.0
+        self._backoff_until = self._outage_since = self._outage_logged = 0.0
         self._self_ref = weakref.ref(self)
 
     def _forget_after_fork(self) -> None:
@@ -1348,8 +1417,10 @@ class Pool(Generic[T]):
             stats,
             last,
         )
-        # A factory error within the call's own time span is why it timed out.
-        error.__cause__ = last if last is not None and ago <= (seconds or 0) else None
+        # A factory error within the call's own time span, or of an outage still
+        # under way (no creation has worked since), is why it timed out.
+        recent = ago <= (seconds or 0) or self._failures > 0  # a plain read: a hint
+        error.__cause__ = last if last is not None and recent else None
         error.__suppress_context__ = True  # the pool's internal TimeoutError says nothing more
         return error
 
@@ -1373,12 +1444,14 @@ class Pool(Generic[T]):
         """Weak-reference callback: a holder dropped ``entry``'s resource unreleased.
 
         It may run inside any allocation, even one made under the pool's own
-        lock, so it never waits for the lock: if the lock is busy, recovery is
+        lock, and in any thread (the cyclic GC runs wherever it is triggered),
+        so it never waits for the lock: if the lock is busy, recovery is
         scheduled to run once the holder is done (a parked waiter must not
-        wait on a slot nobody will free).
+        wait on a slot nobody will free).  A pool bound to a loop always
+        schedules it there: only on its own loop may a parked task be woken.
         """
         self._lost.append(entry)
-        if self._lock.acquire(blocking=False):
+        if self._guard.wakes_from_any_thread and self._lock.acquire(blocking=False):
             try:
                 self._recover_lost()
             finally:
@@ -1433,46 +1506,75 @@ class Pool(Generic[T]):
 
     # -- closing ---------------------------------------------------------------
 
-    def _close(self, entry: Entry[T], deadline: float | None = None) -> Exception | None:
+    def _close(self, entry: Entry[T]) -> Exception | None:
         """Run the releaser; return its error.
 
-        It is bounded by ``cleanup_timeout`` and by ``deadline`` (an acquire's,
-        when closing is on its way to a resource), whichever comes first.
+        It is bounded by ``cleanup_timeout``.  A releaser left running past it
+        (threads: a call cannot be cut short) keeps its resource counted alive
+        and its slot taken until it really ends (``entry.late`` is set, and
+        :meth:`_closed_late` settles it), so closing never lets more than
+        ``pool_size`` resources exist.
         """
         error: Exception | None = None
-        limit = self._cleanup_deadline()
-        if deadline is not None and (limit is None or deadline < limit):
-            limit = deadline
+        call: BoundedCall[object] | None = None
         try:
             if self._releaser is not None:
                 call = BoundedCall(
-                    functools.partial(self._releaser, entry.held()), _no_adoption, self._now
+                    functools.partial(self._releaser, entry.held()),
+                    functools.partial(self._closed_late, entry),
+                    self._now,
                 )
                 with Shield():
-                    call.run(limit, start=True)
+                    call.run(self._cleanup_deadline(), start=True)
         except Exception as exc:
             error = exc
-            if call.timed_out:
+            if call is not None and call.timed_out:
                 error = TimeoutError(
-                    "the releaser did not finish in time (cleanup_timeout="
-                    f"{self._cleanup_timeout}, or the deadline of the acquire that closed it)"
+                    f"the releaser did not finish within cleanup_timeout={self._cleanup_timeout}s"
                 )
         finally:
             with self._lock:
-                del self._alive[entry.key]
-                entry.ref = None
-                self._closed_count += 1
                 if error is not None:
                     self._close_errors += 1
+                if call is not None and call.detached:
+                    entry.late = True  # still closing: _closed_late counts it and frees its slot
+                else:
+                    del self._alive[entry.key]
+                    entry.ref = None
+                    self._closed_count += 1
         return error
+
+    def _closed_late(
+        self, entry: Entry[T], result: object, error: BaseException | None
+    ) -> None:
+        """A releaser left running past ``cleanup_timeout`` ended (threads only)."""
+        with self._lock:
+            del self._alive[entry.key]
+            entry.ref = None
+            self._closed_count += 1
+            self._free_slot()
 
     def _close_and_free(self, entry: Entry[T]) -> None:
         """Close a resource nobody holds (logging a releaser error), free its slot."""
         try:
             error = self._close(entry)
         finally:
-            with self._lock:
+            if not entry.late:
+                with self._lock:
+                    self._free_slot()
+        self._log_close_error(entry, error)
+
+    def _close_in_background(self, entry: Entry[T], closing: _Waiter[T]) -> None:
+        """Close a resource an acquire met; hand its slot to that caller if still there."""
+        error = self._close(entry)
+        with self._lock:
+            if entry.late:
+                pass  # its slot is freed when the releaser ends
+            elif closing.abandoned:  # the caller left (timeout): the slot goes to the line
                 self._free_slot()
+            else:
+                closing.slot = True
+                closing.event.set()
         self._log_close_error(entry, error)
 
     def _log_close_error(self, entry: Entry[T], error: Exception | None) -> None:
@@ -1495,8 +1597,9 @@ class Pool(Generic[T]):
                     interrupted = interrupted or exc
                     continue
                 finally:
-                    with self._lock:
-                        self._free_slot()
+                    if not entry.late:
+                        with self._lock:
+                            self._free_slot()
                 if log:
                     self._log_close_error(entry, error)
                 elif error is not None:
