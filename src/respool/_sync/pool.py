@@ -759,7 +759,7 @@ class Pool(Generic[T]):
 
     def _create(
         self, deadline: float | None, timeout: float | None, lease: bool
-    ) -> Entry[T] | _Vet[T] | _Made | None:
+    ) -> Entry[T] | _Vet[T] | _Stale[T] | _Slot | _Waiter[T] | _Made | None:
         """Make a resource in a slot the caller reserved (counted in ``_creating``).
 
         The factory runs in the background (:meth:`_run_creation`) while the
@@ -776,6 +776,9 @@ class Pool(Generic[T]):
                     self._creation_failed()
                     raise PoolClosed(self._closed_message())
                 resume, now = self._backoff_until, self._now()
+                if lease and self._idle:  # returned while its factory call failed: take it
+                    self._creation_failed()
+                    return self._claim(now)
                 if deadline is not None and deadline <= now:  # timeout=0: nothing to wait for
                     self._creation_failed()
                     facts = self._timeout_facts()
