@@ -192,8 +192,16 @@ class _AsyncioEvent:
 
 
 @functools.cache
-def _trio_parts() -> tuple[Callable[[], object], Callable[[], AsyncEvent], Callable[[], float]]:
-    """trio's token getter, event type and clock, built once (trio is an optional dependency)."""
+def _trio_parts() -> tuple[
+    Callable[[], object], Callable[[], AsyncEvent], Callable[[], AsyncEvent]
+]:
+    """trio's token getter and event types, built once (trio is an optional dependency).
+
+    The first event type takes deadlines on ``time.monotonic`` (a run on
+    trio's own clock, which is ``time.perf_counter`` plus an offset: the same
+    clock on the platforms trio runs on); the second on the run's clock itself
+    (``MockClock`` or a clock of the user's).
+    """
     import trio
 
     current_token = trio.lowlevel.current_trio_token
@@ -234,11 +242,46 @@ def _trio_parts() -> tuple[Callable[[], object], Callable[[], AsyncEvent], Calla
             if deadline is None:
                 await wait_task_rescheduled(self._abort)
             else:
-                with trio.move_on_at(deadline):  # the pool's clock is trio's
+                # Re-checked on the pool's clock: trio's may round (never early).
+                with trio.move_on_at(trio.current_time() + (deadline - time.monotonic())):
                     await wait_task_rescheduled(self._abort)
             return self._set
 
-    return token, TrioEvent, trio.current_time
+    class TrioClockEvent(TrioEvent):
+        __slots__ = ()
+
+        async def wait(self, deadline: float | None) -> bool:
+            if self._set:
+                await checkpoint()
+                return True
+            self._task = current_task()
+            if deadline is None:
+                await wait_task_rescheduled(self._abort)
+            else:
+                with trio.move_on_at(deadline):  # the pool's clock is the run's
+                    await wait_task_rescheduled(self._abort)
+            return self._set
+
+    return token, TrioEvent, TrioClockEvent
+
+
+def _trio_clock() -> tuple[Callable[[], float], bool]:
+    """The clock a trio pool keeps its times on, and whether it is ``time.monotonic``."""
+    import trio
+
+    clock = trio.lowlevel.current_clock()
+    if type(clock).__name__ == "SystemClock" and type(clock).__module__.startswith("trio."):
+        return time.monotonic, True  # trio's own: perf_counter, plus an offset
+    run_clock = clock.current_time
+    fallback = run_clock() - time.monotonic()
+
+    def now() -> float:
+        try:
+            return run_clock()
+        except RuntimeError:  # pragma: no cover  # a user's clock that needs its run
+            return time.monotonic() + fallback
+
+    return now, False
 
 
 class Event:
@@ -497,16 +540,9 @@ def _current_loop() -> tuple[
         new_event = functools.partial(_AsyncioEvent, loop, _Deadlines(loop, clock))
         return library, loop, asyncio._get_running_loop, new_event, clock
     if library == "trio":
-        token, event, trio_clock = _trio_parts()
-        offset = trio_clock() - time.monotonic()
-
-        def clock() -> float:
-            try:
-                return trio_clock()
-            except RuntimeError:  # outside the run (stats() from another thread)
-                return time.monotonic() + offset
-
-        return library, token(), token, event, clock
+        token, real_event, clock_event = _trio_parts()
+        clock, real = _trio_clock()
+        return library, token(), token, real_event if real else clock_event, clock
     raise RuntimeError(f"respool supports asyncio and trio through anyio, not {library}")
 
 
