@@ -838,6 +838,75 @@ async def test_user_reprs_run_outside_the_pool_lock() -> None:
     await pool.release(other)
 
 
+class Described(Resource):
+    """A resource whose repr is whatever the test says, or raises."""
+
+    def __init__(self, number: int, text: str | None) -> None:
+        super().__init__(number)
+        self.text = text
+
+    def __repr__(self) -> str:
+        if self.text is None:
+            raise RuntimeError("no repr today")
+        return self.text
+
+
+async def test_log_lines_and_errors_show_the_full_repr_cut_at_300_characters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    medium = "Conn(" + "dsn='postgresql://db.example.com/app', " * 4 + "id=7)"  # ~170 characters
+    huge = "Conn(" + "x" * 1000 + ")"
+    texts = iter([medium, huge])
+
+    async def factory() -> Resource:
+        return Described(0, next(texts))
+
+    async def failing_releaser(resource: Resource) -> None:
+        raise OSError("could not close")
+
+    pool = AsyncPool(factory, failing_releaser, pool_size=2)
+    first, second = await pool.acquire(), await pool.acquire()
+    with caplog.at_level(logging.ERROR, logger="respool"):
+        await pool.discard(first)
+        await pool.discard(second)
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[0] == f"releaser failed to close {medium}"
+    assert messages[1] == f"releaser failed to close {huge[:297]}..."
+    with pytest.raises(PoolError) as info:
+        await pool.release(Described(9, medium))
+    assert f"release({medium})" in str(info.value)
+
+
+async def test_a_repr_that_raises_never_breaks_the_pool(caplog: pytest.LogCaptureFixture) -> None:
+    class Unprintable(ConnectionError):
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr today")
+
+    calls = 0
+
+    async def factory() -> Resource:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise Unprintable()
+        return Described(calls, None)
+
+    async def failing_releaser(resource: Resource) -> None:
+        raise OSError("could not close")
+
+    pool = AsyncPool(factory, failing_releaser, pool_size=2, max_backoff=10)
+    resource = await pool.acquire()
+    with pytest.raises(PoolTimeout, match=r"last factory error .*: <unprintable Unprintable>"):
+        await pool.acquire(timeout=0.05)  # the factory keeps failing
+    with pytest.raises(PoolError, match=r"release\(<unprintable Described>\)"):
+        await pool.release(Described(9, None))
+    with caplog.at_level(logging.ERROR, logger="respool"):
+        await pool.discard(resource)
+    assert "releaser failed to close <unprintable Described>" in caplog.text
+    stats = pool.stats()
+    assert (stats.size, stats.leased, stats.creating) == (0, 0, 0)
+
+
 async def test_a_caller_replacing_a_stale_resource_keeps_its_place() -> None:
     res = AsyncResources()
 

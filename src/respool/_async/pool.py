@@ -31,7 +31,6 @@ import logging
 import math
 import os
 import random
-import reprlib
 import sys
 import traceback
 import warnings
@@ -46,6 +45,7 @@ from .. import _tracking
 from .._checks import check_callable, check_count, check_seconds
 from .._errors import PoolClosed, PoolError, PoolTimeout
 from .._records import Entry, LostRef
+from .._reprs import show
 from .._stats import PoolStats
 from .._synchronization import (
     AsyncBoundedCall,
@@ -626,8 +626,8 @@ class AsyncPool(Generic[T]):
         """``check`` said broken: close the resource, keep the slot for a replacement."""
         logger.warning(
             "check failed on %s (%s); closing it",
-            reprlib.repr(entry.resource),
-            "it returned False" if error is None else repr(error),
+            show(entry.resource),
+            "it returned False" if error is None else show(error),
         )
         with self._lock:
             self._unlease(entry, taken=False)
@@ -813,9 +813,7 @@ class AsyncPool(Generic[T]):
             await self._close_and_free(entry)
             raise error
         if error is not _RESET_REFUSED:
-            logger.warning(
-                "reset failed on %s (%r); closing it", reprlib.repr(entry.resource), error
-            )
+            logger.warning("reset failed on %s (%s); closing it", show(entry.resource), show(error))
         return entry
 
     def _hand_out(self, entry: Entry[T]) -> T:
@@ -931,9 +929,7 @@ class AsyncPool(Generic[T]):
                     return entry, None, overdue
                 return entry, self._check_in(entry), overdue
         advice = "release or discard each acquired resource exactly once, or use `lease()`"
-        raise PoolError(
-            f"{how}({reprlib.repr(resource)}): this {type(self).__name__} {problem}; {advice}"
-        )
+        raise PoolError(f"{how}({show(resource)}): this {type(self).__name__} {problem}; {advice}")
 
     def _return_quickly(self, resource: T) -> bool:
         """The common release in one lock round trip; ``False`` if it needs more.
@@ -1104,7 +1100,7 @@ class AsyncPool(Generic[T]):
         if last is None:
             cause = "no factory errors so far"
         else:
-            cause = f"last factory error ({ago:.1f}s ago): {last!r}"
+            cause = f"last factory error ({ago:.1f}s ago): {show(last)}"
         error = PoolTimeout(
             f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); {cause}",
             stats,
@@ -1117,7 +1113,7 @@ class AsyncPool(Generic[T]):
 
     def _duplicate_error(self, resource: object) -> PoolError:
         return PoolError(
-            f"the factory returned {reprlib.repr(resource)}, which this pool already "
+            f"the factory returned {show(resource)}, which this pool already "
             "holds; a factory must return a new resource on every call"
         )
 
@@ -1170,7 +1166,7 @@ class AsyncPool(Generic[T]):
         for entry, resource, held in overdue:
             logger.warning(
                 "%s has been held for %.1fs (leak_timeout=%gs); it was acquired at:\n%s",
-                reprlib.repr(resource),
+                show(resource),
                 held,
                 limit,
                 _stack(entry),
@@ -1179,7 +1175,7 @@ class AsyncPool(Generic[T]):
     def _log_returned(self, entry: Entry[T], held: float) -> None:
         logger.warning(
             "%s came back after %.1fs (it was reported as a possible leak)",
-            reprlib.repr(entry.resource),
+            show(entry.resource),
             held,
         )
 
@@ -1234,9 +1230,7 @@ class AsyncPool(Generic[T]):
 
     def _log_close_error(self, entry: Entry[T], error: Exception | None) -> None:
         if error is not None:
-            logger.error(
-                "releaser failed to close %s", reprlib.repr(entry.resource), exc_info=error
-            )
+            logger.error("releaser failed to close %s", show(entry.resource), exc_info=error)
 
     async def _close_all(self, entries: list[Entry[T]], *, log: bool) -> list[Exception]:
         """Close resources taken out of the pool, every one, and free their slots."""
