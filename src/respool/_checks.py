@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal, overload
 
 
 def check_count(name: str, value: object, minimum: int) -> int:
@@ -13,14 +14,41 @@ def check_count(name: str, value: object, minimum: int) -> int:
     return value
 
 
-def check_seconds(name: str, value: object) -> float | None:
-    """Accept ``None`` or a non-negative number of seconds (``inf`` allowed)."""
-    if value is None:
+def check_flag(name: str, value: object) -> bool:
+    """Accept ``True`` or ``False`` only: a string such as ``"no"`` would read as true."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return value
+
+
+@overload
+def check_seconds(
+    name: str, value: object, *, optional: Literal[False], positive: bool = False
+) -> float: ...
+
+
+@overload
+def check_seconds(
+    name: str, value: object, *, optional: bool = True, positive: bool = False
+) -> float | None: ...
+
+
+def check_seconds(
+    name: str, value: object, *, optional: bool = True, positive: bool = False
+) -> float | None:
+    """Accept a non-negative number of seconds (``inf`` allowed), or ``None`` if optional.
+
+    ``positive``: ``0`` is refused too.  Booleans are refused: ``True`` is not
+    one second.
+    """
+    none = " or None" if optional else ""
+    if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, got {type(value).__name__}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be >= 0 seconds or None, got {value}")
+        raise TypeError(f"{name} must be a number of seconds{none}, got {type(value).__name__}")
+    if math.isnan(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be {bound} seconds{none}, got {value}")
     return float(value)
 
 

@@ -318,6 +318,8 @@ async def test_pool_recycle_is_cut_by_up_to_five_percent_per_resource() -> None:
         ({"check_interval": -1}, ValueError, "check_interval"),
         ({"leak_timeout": "1"}, TypeError, "leak_timeout"),
         ({"cleanup_timeout": -0.5}, ValueError, "cleanup_timeout"),
+        ({"cleanup_timeout": 0}, ValueError, "cleanup_timeout must be > 0 seconds or None"),
+        ({"check_interval": None}, TypeError, "check_interval must be a number of seconds"),
         ({"max_backoff": 0}, ValueError, "max_backoff must be > 0"),
     ],
 )

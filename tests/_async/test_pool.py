@@ -87,6 +87,18 @@ async def test_pool_as_context_manager_disposes() -> None:
         await pool.acquire()
 
 
+async def test_entering_a_disposed_pool_raises_pool_closed() -> None:
+    res = AsyncResources()
+    pool = res.pool()
+    await pool.dispose()
+    with pytest.raises(PoolClosed, match="disposed"):
+        async with pool:
+            raise AssertionError("entered a disposed pool")  # pragma: no cover
+    async with res.pool() as other:  # an open pool enters
+        assert other.closed is False
+    assert other.closed
+
+
 async def test_stats_are_a_frozen_snapshot() -> None:
     pool = AsyncResources().pool(pool_size=4)
     resource = await pool.acquire()
@@ -114,6 +126,9 @@ async def test_stats_are_a_frozen_snapshot() -> None:
         ({"pool_recycle": float("nan")}, ValueError),
         ({"acquire_timeout": -0.1}, ValueError),
         ({"acquire_timeout": "3"}, TypeError),
+        ({"lifo": "yes"}, TypeError),
+        ({"lifo": 0}, TypeError),
+        ({"lifo": None}, TypeError),
     ],
 )
 async def test_bad_arguments_fail_at_construction(kwargs: dict[str, object], error: type) -> None:

@@ -87,6 +87,18 @@ def test_pool_as_context_manager_disposes() -> None:
         pool.acquire()
 
 
+def test_entering_a_disposed_pool_raises_pool_closed() -> None:
+    res = Resources()
+    pool = res.pool()
+    pool.dispose()
+    with pytest.raises(PoolClosed, match="disposed"):
+        with pool:
+            raise AssertionError("entered a disposed pool")  # pragma: no cover
+    with res.pool() as other:  # an open pool enters
+        assert other.closed is False
+    assert other.closed
+
+
 def test_stats_are_a_frozen_snapshot() -> None:
     pool = Resources().pool(pool_size=4)
     resource = pool.acquire()
@@ -114,6 +126,9 @@ def test_stats_are_a_frozen_snapshot() -> None:
         ({"pool_recycle": float("nan")}, ValueError),
         ({"acquire_timeout": -0.1}, ValueError),
         ({"acquire_timeout": "3"}, TypeError),
+        ({"lifo": "yes"}, TypeError),
+        ({"lifo": 0}, TypeError),
+        ({"lifo": None}, TypeError),
     ],
 )
 def test_bad_arguments_fail_at_construction(kwargs: dict[str, object], error: type) -> None:

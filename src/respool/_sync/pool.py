@@ -43,7 +43,7 @@ from typing import Any, Generic, TypeVar, cast
 import attrs
 
 from .. import _tracking
-from .._checks import check_callable, check_count, check_seconds
+from .._checks import check_callable, check_count, check_flag, check_seconds
 from .._errors import PoolClosed, PoolError, PoolTimeout
 from .._records import Entry, LostRef
 from .._reprs import show
@@ -183,8 +183,9 @@ class Pool(Generic[T]):
             logs a warning naming where it was acquired (and again when it
             comes back); ``None`` (default) turns this off.  Leases are
             looked at on every ``acquire`` and ``stats()``.
-        cleanup_timeout: seconds allowed to each ``reset`` and releaser call,
-            or ``None`` (default) to let them run as long as they take;
+        cleanup_timeout: seconds (more than 0) allowed to each ``reset`` and
+            releaser call, or ``None`` (default) to let them run as long as
+            they take;
             with it set, they run in a thread of their own, and one still
             running then is left behind: a releaser's resource counts as
             closed, a reset's is closed when the reset ends.
@@ -199,9 +200,12 @@ class Pool(Generic[T]):
     a ``ResourceWarning`` names where it was acquired, and its slot is freed.
 
     Raises:
-        TypeError: a non-callable factory, releaser, check or reset, or
-            non-numeric sizes.
-        ValueError: ``pool_size < 1``, negative seconds, ``max_backoff`` 0.
+        TypeError: a non-callable factory, releaser, check or reset, a
+            non-numeric size or number of seconds (a bool is neither, and
+            ``check_interval`` cannot be ``None``), or a ``lifo`` that is not
+            a bool.
+        ValueError: ``pool_size < 1``, negative seconds, ``max_backoff`` or
+            ``cleanup_timeout`` 0.
     """
 
     def __init__(
@@ -231,13 +235,14 @@ class Pool(Generic[T]):
         self._pool_size = check_count("pool_size", pool_size, 1)
         self._recycle = check_seconds("pool_recycle", pool_recycle) or math.inf
         self._acquire_timeout = check_seconds("acquire_timeout", acquire_timeout)
-        self._check_interval = check_seconds("check_interval", check_interval) or 0.0
+        self._check_interval = check_seconds("check_interval", check_interval, optional=False)
         self._leak_timeout = check_seconds("leak_timeout", leak_timeout)
-        self._cleanup_timeout = check_seconds("cleanup_timeout", cleanup_timeout)
+        # 0 would cut every reset and releaser short before it could run.
+        self._cleanup_timeout = check_seconds("cleanup_timeout", cleanup_timeout, positive=True)
         self._max_backoff = check_seconds("max_backoff", max_backoff) or 0.0
         if not self._max_backoff:
             raise ValueError(f"max_backoff must be > 0 seconds, got {max_backoff}")
-        self._lifo = bool(lifo)
+        self._lifo = check_flag("lifo", lifo)
         self._sites = leak_timeout is not None or _tracking.watching()
         self._plain = reset is None and leak_timeout is None
 
@@ -465,7 +470,13 @@ class Pool(Generic[T]):
         return self._closed
 
     def __enter__(self) -> Pool[T]:
-        """``with pool:`` returns the pool itself."""
+        """``with pool:`` returns the pool itself.
+
+        Raises:
+            PoolClosed: the pool was disposed.
+        """
+        if self._closed:
+            raise PoolClosed(self._closed_message())
         return self
 
     def __exit__(
