@@ -257,10 +257,6 @@ class AsyncPool(Generic[T]):
         self._generation = 0
         self._closed = False
         self._last_error: BaseException | None = None
-        self._last_error_at = 0.0
-        self._created = self._closed_count = self._acquired = 0
-        self._timeouts = self._create_errors = self._close_errors = 0
-        self._broken = self._lost_count = 0
         self._start_empty()
         _POOLS.add(self)
         _tracking.pool_created(self)
@@ -1053,8 +1049,14 @@ class AsyncPool(Generic[T]):
                 self._free_slot()
 
     def _start_empty(self) -> None:
+        """Every gauge and counter at zero, and a fresh lock: a new pool, or a forked child's."""
         self._lock = AsyncStateLock()
         self._slots = self._creating = self._leased = self._waiting = 0
+        self._created = self._closed_count = self._acquired = 0
+        self._timeouts = self._create_errors = self._close_errors = 0
+        self._broken = self._lost_count = 0
+        self._last_error = None
+        self._last_error_at = 0.0
         self._failures = 0
         self._backoff_until = 0.0
         self._self_ref = weakref.ref(self)
@@ -1062,8 +1064,9 @@ class AsyncPool(Generic[T]):
     def _forget_after_fork(self) -> None:
         """In a child process after ``os.fork()``: every resource is the parent's.
 
-        The child neither hands them out nor closes them; it starts empty.
-        (Another thread may have held the lock at the fork: it gets a new one.)
+        The child neither hands them out nor closes them; it starts empty, its
+        counters at zero (they count what the child does).  (Another thread
+        may have held the lock at the fork: it gets a new one.)
         """
         for entry in self._alive.values():
             entry.ref = None
