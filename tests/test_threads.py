@@ -221,6 +221,36 @@ def test_a_late_factory_error_frees_the_slot_and_is_reported() -> None:
     assert pool.stats().size == 0
 
 
+def test_a_late_none_from_the_factory_is_logged_and_frees_the_slot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = threading.Event()
+    calls = 0
+
+    def factory() -> Resource | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            gate.wait(30)
+            return None  # after its caller left: the pool adopts the call
+        return Resource(calls)
+
+    pool = Pool(factory, None, pool_size=1)
+    with pytest.raises(PoolTimeout):
+        pool.acquire(timeout=0.01)
+    with caplog.at_level(logging.ERROR, logger="respool"):
+        gate.set()
+        wait_until(lambda: pool.stats().creating == 0)
+    record = next(r for r in caplog.records if "discarding" in r.getMessage())
+    assert record.exc_info is not None
+    assert "the factory returned None" in str(record.exc_info[1])
+    stats = pool.stats()
+    assert (stats.size, stats.idle, stats.created) == (0, 0, 0)
+    resource = pool.acquire(timeout=1)  # the slot is free again
+    assert resource is not None and resource.number == 2
+    pool.release(resource)
+
+
 def test_the_factory_thread_sees_the_callers_context() -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
     seen: list[tuple[str, bool]] = []

@@ -206,6 +206,32 @@ async def test_a_factory_returning_a_pooled_object_is_refused() -> None:
     assert (stats.size, stats.leased, stats.creating) == (1, 1, 0)
 
 
+@pytest.mark.parametrize("tracked", [False, True])
+async def test_a_factory_returning_none_is_refused_at_once_and_its_slot_freed(
+    tracked: bool,
+) -> None:
+    made = iter([None, Resource(1)])
+
+    async def factory() -> Resource | None:
+        return next(made)
+
+    async def reset(resource: Resource | None) -> None:
+        pass
+
+    # tracked: a reset and leak_timeout, with which a None could never be released
+    kwargs: dict[str, object] = {"reset": reset, "leak_timeout": 60} if tracked else {}
+    pool = AsyncPool(factory, None, pool_size=1, **kwargs)  # type: ignore[arg-type]
+    started = time.monotonic()
+    with pytest.raises(PoolError, match="the factory returned None"):
+        await pool.acquire(timeout=5)
+    assert time.monotonic() - started < 1  # at once, not after the timeout
+    stats = pool.stats()
+    assert (stats.size, stats.leased, stats.creating, stats.created) == (0, 0, 0, 0)
+    async with pool.lease(timeout=1) as resource:  # the one slot is free again
+        assert resource is not None and resource.number == 1
+    assert pool.stats().idle == 1
+
+
 # -- capacity and fairness ---------------------------------------------------
 
 

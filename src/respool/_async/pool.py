@@ -117,7 +117,10 @@ _SLOT = _Slot()
 
 
 class _Duplicate(Exception):
-    """The factory returned an object the pool already holds (raised under the lock)."""
+    """The factory returned what the pool cannot take: an object it already holds, or None.
+
+    Raised under the lock by ``_register``, which has freed the slot already.
+    """
 
 
 class _Waiter(Generic[T]):
@@ -865,8 +868,16 @@ class AsyncPool(Generic[T]):
             self._holding.pop(entry, None)
 
     def _register(self, resource: T, generation: int) -> Entry[T]:
-        """A factory call returned: its slot now holds a live resource."""
+        """A factory call returned: its slot now holds a live resource.
+
+        Raises ``_Duplicate`` (slot freed, nothing counted) for a resource the
+        pool already holds, or for ``None``, which cannot be told apart from
+        a resource its holder has (see ``Entry``).
+        """
         self._creating -= 1
+        if resource is None:
+            self._free_slot()
+            raise _Duplicate
         if self._lost:  # a dead resource's id may have been reused by this one
             self._recover_lost()
         if id(resource) in self._alive:
@@ -1126,6 +1137,11 @@ class AsyncPool(Generic[T]):
         return error
 
     def _duplicate_error(self, resource: object) -> PoolError:
+        if resource is None:
+            return PoolError(
+                "the factory returned None: a factory must return the resource it made "
+                "(is a `return` missing?); nothing was pooled and its slot is free"
+            )
         return PoolError(
             f"the factory returned {show(resource)}, which this pool already "
             "holds; a factory must return a new resource on every call"
