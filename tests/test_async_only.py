@@ -251,7 +251,8 @@ def test_using_an_async_pool_outside_any_loop_is_a_clear_error() -> None:
     coro.close()
 
 
-def test_asyncio_task_cancel_cannot_strand_a_batch_of_closes() -> None:
+@pytest.mark.parametrize("batch", ["recycle", "dispose"])
+def test_asyncio_task_cancel_cannot_strand_a_batch_of_closes(batch: str) -> None:
     """asyncio's own Task.cancel() goes through anyio shields: the batch must still finish."""
     closed: list[Resource] = []
 
@@ -264,7 +265,9 @@ def test_asyncio_task_cancel_cannot_strand_a_batch_of_closes() -> None:
         res = AsyncResources()
         pool = AsyncPool(res.factory, slow_releaser, pool_size=3)
         await pool.prefill()
-        task = asyncio.ensure_future(pool.recycle(force=True))
+        task = asyncio.ensure_future(
+            pool.recycle(force=True) if batch == "recycle" else pool.dispose()
+        )
         await started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -272,6 +275,8 @@ def test_asyncio_task_cancel_cannot_strand_a_batch_of_closes() -> None:
         assert len(closed) == 2  # the one cut short counts as closed; the rest were closed
         stats = pool.stats()
         assert (stats.size, stats.closed, stats.idle) == (0, 3, 0)
+        if batch == "dispose":
+            return
         held = [await pool.acquire(timeout=1) for _ in range(3)]  # every slot is usable
         for r in held:
             await pool.release(r)

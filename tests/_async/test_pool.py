@@ -742,12 +742,38 @@ async def test_dispose_wakes_every_waiter_with_pool_closed() -> None:
     res.assert_settled(pool)
 
 
-async def test_dispose_tries_every_releaser_and_raises_them_together() -> None:
+async def test_dispose_tries_every_releaser_and_logs_each_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     res = AsyncResources(close_fails=True)
     pool = res.pool(pool_size=3)
     await pool.prefill(3)
-    with pytest.raises(ExceptionGroup) as info:
-        await pool.dispose()
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        await pool.dispose()  # returns: shutting down should not fail on a close error
+    records = [r for r in caplog.records if r.name == "respool"]
+    assert len(records) == 3
+    assert {r.levelno for r in records} == {logging.WARNING}
+    assert sorted(r.getMessage() for r in records) == [
+        f"dispose: the releaser failed to close Resource({n})" for n in range(3)
+    ]
+    assert all(r.exc_info is not None and isinstance(r.exc_info[1], OSError) for r in records)
+    assert all("Traceback" in r.exc_text for r in records if r.exc_text is not None)
+    assert pool.closed
+    assert len(res.closed) == 3
+    assert pool.stats().close_errors == 3
+    res.assert_settled(pool)
+
+
+async def test_dispose_raise_errors_raises_them_together(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    res = AsyncResources(close_fails=True)
+    pool = res.pool(pool_size=3)
+    await pool.prefill(3)
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        with pytest.raises(ExceptionGroup, match="3 of 3 idle resources") as info:
+            await pool.dispose(raise_errors=True)
+    assert caplog.records == []  # raised, not logged
     assert len(info.value.exceptions) == 3
     assert len(res.closed) == 3
     assert pool.stats().close_errors == 3

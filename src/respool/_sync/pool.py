@@ -418,16 +418,23 @@ class Pool(Generic[T]):
         self._close_all(stale, log=True)
         return len(stale)
 
-    def dispose(self) -> None:
+    def dispose(self, *, raise_errors: bool = False) -> None:
         """Close the pool; idempotent.
 
         Idle resources are closed now; every waiter and every later
         ``acquire`` gets :class:`PoolClosed`; a resource leased before is
         closed when it is released (without error).
 
+        Every idle resource is tried.  A releaser error is counted and logged
+        on the ``respool`` logger (a WARNING naming the resource, with the
+        error's traceback: one record per error), and ``dispose`` returns.
+
+        Args:
+            raise_errors: raise the releaser errors instead (none is logged).
+
         Raises:
-            ExceptionGroup: the releaser errors, raised together after every
-                idle resource was tried.
+            ExceptionGroup: with ``raise_errors=True``, the releaser errors,
+                raised together after every idle resource was tried.
         """
         self._check_loop()
         with self._lock:
@@ -439,11 +446,24 @@ class Pool(Generic[T]):
             while (waiter := self._next_waiter()) is not None:
                 waiter.closed = True
                 waiter.event.set()
-        errors = self._close_all(idle, log=False)
-        if errors:
+        failed: list[tuple[Entry[T], Exception]] = []
+        interrupted: BaseException | None = None
+        for entry in idle:  # one at a time, to name each resource whose releaser failed
+            try:
+                failed += [(entry, error) for error in self._close_all([entry], log=False)]
+            except BaseException as exc:  # finish the batch (see _close_all), then re-raise
+                interrupted = interrupted or exc
+        if failed and raise_errors and interrupted is None:
             raise ExceptionGroup(
-                f"{len(errors)} of {len(idle)} idle resources failed to close on dispose", errors
+                f"{len(failed)} of {len(idle)} idle resources failed to close on dispose",
+                [error for _, error in failed],
             )
+        for entry, error in failed:
+            logger.warning(
+                "dispose: the releaser failed to close %s", show(entry.resource), exc_info=error
+            )
+        if interrupted is not None:
+            raise interrupted
 
     def stats(self) -> PoolStats:
         """A consistent snapshot of the pool's gauges and counters.
