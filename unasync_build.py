@@ -93,6 +93,16 @@ PHRASES = [
         "                what it returns joins the pool.",
     ),
     ("            PoolError: the pool belongs to another event loop.\n", ""),
+    ("            PoolError: the pool belongs to another event loop, one still alive.\n", ""),
+    (
+        "        A pool whose event loop has ended (closed, or its trio run finished)\n"
+        "        can still be disposed, from another loop: idle resources are released\n"
+        "        on the current one where they can be (a releaser that fails, say\n"
+        "        because its resource belonged to the loop that ended, is logged as\n"
+        "        above), and the pool ends closed and bound to the current loop.\n"
+        "\n",
+        "",
+    ),
     (
         "        On cancellation nothing is lost: a resource or slot handed to this\n"
         "        caller at that moment goes to the next waiter, a factory call under\n"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 import pytest
 import trio
 import trio.testing
 
-from respool import AsyncPool, PoolError, PoolTimeout
+from respool import AsyncPool, PoolClosed, PoolError, PoolTimeout
 
 from ._async.resources import AsyncResources, Resource, hold
 from .concurrency import async_wait_until
@@ -225,8 +228,89 @@ def test_use_from_a_second_loop_raises_pool_error_naming_both() -> None:
         anyio.run(use, backend="trio")
     with pytest.raises(PoolError, match="one pool per loop"):
         asyncio.run(use())
-    with pytest.raises(PoolError):
-        trio.run(module_level_pool.dispose)
+    with pytest.raises(PoolError):  # only dispose() may come from another loop
+        trio.run(module_level_pool.acquire)
+
+
+class LoopBound:
+    """A resource that, like a stream or a connection, belongs to the loop that made it."""
+
+    def __init__(self, number: int, call_soon: Callable[[Callable[[], object]], object]) -> None:
+        self.number = number
+        self.call_soon = call_soon  # the loop's, which refuses once the loop has ended
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"LoopBound({self.number})"
+
+
+def loop_bound_pool(backend: str) -> AsyncPool[LoopBound]:
+    numbers = iter(range(100))
+
+    async def factory() -> LoopBound:
+        if backend == "asyncio":
+            call_soon: Any = asyncio.get_running_loop().call_soon
+        else:
+            call_soon = trio.lowlevel.current_trio_token().run_sync_soon
+        return LoopBound(next(numbers), call_soon)
+
+    async def releaser(resource: LoopBound) -> None:
+        if resource.number % 2:  # odd ones need their own loop to close
+            resource.call_soon(lambda: None)
+        resource.closed = True
+
+    return AsyncPool(factory, releaser, pool_size=4)  # built outside any loop
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_pool_whose_loop_ended_can_be_disposed_from_another_loop(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = loop_bound_pool(backend)
+    made: list[LoopBound] = []
+
+    async def first() -> None:
+        await pool.prefill(3)
+        made.extend(entry.resource for entry in pool._alive.values())  # type: ignore[misc]
+
+    async def second() -> None:
+        await pool.dispose()  # the first loop has ended
+        with pytest.raises(PoolClosed):
+            await pool.acquire()
+        await pool.dispose()  # idempotent
+
+    def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if backend == "asyncio":
+            asyncio.run(main())  # closes its loop at the end
+        else:
+            trio.run(main)
+
+    run(first)
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        run(second)
+    assert pool.closed
+    assert sorted(r.number for r in made if r.closed) == [0, 2]  # released on the new loop
+    warned = [r.getMessage() for r in caplog.records if r.name == "respool"]
+    assert warned == [
+        "dispose: the releaser failed to close LoopBound(1) "
+        "(the pool's loop had ended: the resource may have belonged to it)"
+    ]
+    stats = pool.stats()
+    assert (stats.size, stats.idle, stats.closed, stats.close_errors) == (0, 0, 3, 1)
+
+
+def test_dispose_from_another_loop_while_the_pools_loop_lives_is_refused() -> None:
+    pool = loop_bound_pool("asyncio")
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(pool.prefill(2))
+        with pytest.raises(PoolError, match="one pool per loop"):
+            asyncio.run(pool.dispose())  # its loop could still close them
+        assert not pool.closed
+        loop.run_until_complete(pool.dispose())
+    finally:
+        loop.close()
+    assert pool.stats().closed == 2
 
 
 def test_a_trio_bound_pool_refuses_asyncio() -> None:

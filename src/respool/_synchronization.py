@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import anyio
 import sniffio
@@ -536,6 +536,27 @@ class AsyncLoopGuard:
             "its resources belong to one event loop: create one pool per loop"
         )
 
+    def bound_loop_is_gone(self) -> bool:
+        """Whether the loop this guard is bound to has ended: nothing can run on it again.
+
+        An asyncio loop that is closed (``asyncio.run`` closes its loop), or a
+        trio run that has finished (its token refuses ``run_sync_soon``).
+        Unbound, or bound to a loop that may still run: ``False``.
+        """
+        if self.get_current is _unbound:
+            return False
+        if self._library == "asyncio":
+            return cast(asyncio.AbstractEventLoop, self.token).is_closed()
+        try:
+            cast(Any, self.token).run_sync_soon(_nothing)
+        except RuntimeError:  # trio.RunFinishedError
+            return True
+        return False
+
+
+def _nothing() -> None:
+    pass
+
 
 def _no_loop() -> None:
     return None
@@ -559,3 +580,8 @@ class LoopGuard:
 
     def check(self) -> str | None:
         return None
+
+    @staticmethod
+    def bound_loop_is_gone() -> bool:
+        """Threads have no loop that could end."""
+        return False

@@ -438,14 +438,21 @@ class AsyncPool(Generic[T]):
         on the ``respool`` logger (a WARNING naming the resource, with the
         error's traceback: one record per error), and ``dispose`` returns.
 
+        A pool whose event loop has ended (closed, or its trio run finished)
+        can still be disposed, from another loop: idle resources are released
+        on the current one where they can be (a releaser that fails, say
+        because its resource belonged to the loop that ended, is logged as
+        above), and the pool ends closed and bound to the current loop.
+
         Args:
             raise_errors: raise the releaser errors instead (none is logged).
 
         Raises:
             ExceptionGroup: with ``raise_errors=True``, the releaser errors,
                 raised together after every idle resource was tried.
+            PoolError: the pool belongs to another event loop, one still alive.
         """
-        self._check_loop()
+        gone = self._check_loop_or_rebind()
         with self._lock:
             if self._closed:
                 return
@@ -454,7 +461,11 @@ class AsyncPool(Generic[T]):
             self._idle.clear()
             while (waiter := self._next_waiter()) is not None:
                 waiter.closed = True
-                waiter.event.set()
+                try:
+                    waiter.event.set()
+                except RuntimeError:
+                    if not gone:
+                        raise  # else its loop is gone: there is nobody to wake
         failed: list[tuple[Entry[T], Exception]] = []
         interrupted: BaseException | None = None
         for entry in idle:  # one at a time, to name each resource whose releaser failed
@@ -467,9 +478,13 @@ class AsyncPool(Generic[T]):
                 f"{len(failed)} of {len(idle)} idle resources failed to close on dispose",
                 [error for _, error in failed],
             )
+        hint = " (the pool's loop had ended: the resource may have belonged to it)" if gone else ""
         for entry, error in failed:
             logger.warning(
-                "dispose: the releaser failed to close %s", show(entry.resource), exc_info=error
+                "dispose: the releaser failed to close %s%s",
+                show(entry.resource),
+                hint,
+                exc_info=error,
             )
         if interrupted is not None:
             raise interrupted
@@ -1316,6 +1331,21 @@ class AsyncPool(Generic[T]):
         if problem is not None:
             raise PoolError(problem)
         self._now = guard.clock  # bound now: the loop's clock
+
+    def _check_loop_or_rebind(self) -> bool:
+        """``_check_loop``, for ``dispose``: a pool whose loop has ended binds to this one.
+
+        Returns whether it did (nothing can ever run on the loop it had).
+        """
+        try:
+            self._check_loop()
+        except PoolError:
+            if not self._guard.bound_loop_is_gone():
+                raise
+            self._guard = AsyncLoopGuard()
+            self._check_loop()
+            return True
+        return False
 
     def _cleanup_deadline(self) -> float | None:
         if self._cleanup_timeout is None:
