@@ -86,16 +86,43 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _where(entry: Entry[Any]) -> str:
     """The line outside respool that acquired ``entry``'s resource, if recorded."""
-    if entry.site is None:
+    return _site_line(entry.site)
+
+
+def _site_line(site: traceback.StackSummary | None) -> str:
+    """``file:line in function``: the innermost frame of an acquire site outside respool."""
+    if site is None:
         return "an unrecorded place (set leak_timeout to record acquire sites)"
-    frame = next((f for f in entry.site if not f.filename.startswith(_PACKAGE)), entry.site[0])
+    frame = next((f for f in site if not f.filename.startswith(_PACKAGE)), site[0])
     return f"{frame.filename}:{frame.lineno} in {frame.name}"
 
 
-def _stack(entry: Entry[Any]) -> str:
-    if entry.site is None:
+def _stack(site: traceback.StackSummary | None) -> str:
+    if site is None:
         return "  (not recorded)\n"
-    return "".join(entry.site.format())
+    return "".join(site.format())
+
+
+@attrs.frozen
+class _Overdue:
+    """A lease that ended past ``leak_timeout``, as seen under the lock when it ended."""
+
+    resource: object
+    held: float  # seconds
+    site: traceback.StackSummary | None
+    reported: bool  # a warning was logged while it was held
+
+
+@attrs.frozen
+class _Leases:
+    """The leases held past ``leak_timeout`` when a caller timed out."""
+
+    count: int
+    oldest: float  # seconds the oldest has been held
+    site: traceback.StackSummary | None  # where the oldest was acquired
+
+
+_Facts = tuple[PoolStats, BaseException | None, float, _Leases | None]
 
 
 _POOLS: weakref.WeakSet[Any] = weakref.WeakSet()  # every pool, to reset in a forked child
@@ -183,9 +210,11 @@ class Pool(Generic[T]):
             rollback); if it returns ``False`` or raises, the resource is
             closed instead of pooled.
         leak_timeout: seconds a caller may hold a resource before the pool
-            logs a warning naming where it was acquired (and again when it
-            comes back); ``None`` (default) turns this off.  Leases are
-            looked at on every ``acquire`` and ``stats()``.
+            logs a warning naming where it was acquired; ``None`` (default)
+            turns this off.  Leases are looked at on every ``acquire`` and
+            ``stats()``; one that comes back past the limit is always logged,
+            with its holding time and acquire stack, and a ``PoolTimeout``
+            names the leases held past it.
         cleanup_timeout: seconds (more than 0) allowed to each ``reset`` and
             releaser call, or ``None`` (default) to let them run as long as
             they take;
@@ -333,7 +362,7 @@ class Pool(Generic[T]):
         if to_close is not None:
             self._close_and_free(to_close)
         if overdue is not None:
-            self._log_returned(entry, overdue)
+            self._log_returned(overdue)
 
     def discard(self, resource: T) -> None:
         """Close a leased resource the holder knows is broken, instead of releasing it.
@@ -345,11 +374,11 @@ class Pool(Generic[T]):
         Raises:
             PoolError: this pool does not currently lease ``resource``.
         """
-        entry, to_close, overdue = self._take_back(resource, "discard")
+        _, to_close, overdue = self._take_back(resource, "discard")
         if to_close is not None:
             self._close_and_free(to_close)
         if overdue is not None:
-            self._log_returned(entry, overdue)
+            self._log_returned(overdue)
 
     def lease(self, timeout: float | None = None) -> Lease[T]:
         """``with pool.lease() as resource:`` acquire, then always release.
@@ -943,12 +972,14 @@ class Pool(Generic[T]):
             )
         return None
 
-    def _take_back(self, resource: T, how: str) -> tuple[Entry[T], Entry[T] | None, float | None]:
+    def _take_back(
+        self, resource: T, how: str
+    ) -> tuple[Entry[T], Entry[T] | None, _Overdue | None]:
         """Take a resource back from its holder, or raise :class:`PoolError`.
 
-        Returns its record, what must be closed now, and how long it was held
-        if it was reported as a leak.  ``reset``, when the pool has one, is
-        left to the caller.
+        Returns its record, what must be closed now, and, if it was held past
+        ``leak_timeout``, what the warning about it will say.  ``reset``, when
+        the pool has one, is left to the caller.
         """
         self._check_loop()
         with self._lock:
@@ -956,7 +987,7 @@ class Pool(Generic[T]):
             problem = self._release_problem(entry, resource)
             if entry is not None and problem is None:
                 entry.resource = resource
-                overdue = self._now() - entry.leased_at if entry.reported else None
+                overdue = self._overdue(entry, resource)
                 if how == "discard":
                     self._unlease(entry)
                     self._broken += 1
@@ -967,6 +998,15 @@ class Pool(Generic[T]):
                 return entry, self._check_in(entry), overdue
         advice = "release or discard each acquired resource exactly once, or use `lease()`"
         raise PoolError(f"{how}({show(resource)}): this {type(self).__name__} {problem}; {advice}")
+
+    def _overdue(self, entry: Entry[T], resource: T) -> _Overdue | None:
+        """Under the lock: the facts for a warning, if ``entry`` was held past ``leak_timeout``."""
+        if self._leak_timeout is None:
+            return None
+        held = self._now() - entry.leased_at
+        if held < self._leak_timeout and not entry.reported:
+            return None
+        return _Overdue(resource, held, entry.site, entry.reported)
 
     def _return_quickly(self, resource: T) -> bool:
         """The common release in one lock round trip; ``False`` if it needs more.
@@ -1127,26 +1167,45 @@ class Pool(Generic[T]):
             lost=self._lost_count,
         )
 
-    def _timeout_facts(self) -> tuple[PoolStats, BaseException | None, float]:
+    def _timeout_facts(self) -> _Facts:
         """Under the lock: count a timeout and note what its message will say."""
         self._timeouts += 1
-        return self._stats(), self._last_error, self._now() - self._last_error_at
+        now = self._now()
+        return self._stats(), self._last_error, now - self._last_error_at, self._overdue_leases(now)
 
-    def _timeout_error(
-        self,
-        facts: tuple[PoolStats, BaseException | None, float],
-        timeout: float | None,
-        what: str,
-    ) -> PoolTimeout:
+    def _overdue_leases(self, now: float) -> _Leases | None:
+        """Under the lock: the leases held past ``leak_timeout`` (a scan: timeouts only)."""
+        limit = self._leak_timeout
+        if limit is None:
+            return None
+        overdue = [
+            e
+            for e in self._alive.values()
+            if e.leased and e.handed is None and now - e.leased_at >= limit
+        ]
+        if not overdue:
+            return None
+        oldest = min(overdue, key=lambda e: e.leased_at)
+        return _Leases(len(overdue), now - oldest.leased_at, oldest.site)
+
+    def _timeout_error(self, facts: _Facts, timeout: float | None, what: str) -> PoolTimeout:
         # Built outside the lock: repr() of the factory's error is user code.
-        stats, last, ago = facts
+        stats, last, ago, leases = facts
         seconds = self._acquire_timeout if timeout is None else timeout
         if last is None:
             cause = "no factory errors so far"
         else:
             cause = f"last factory error ({ago:.1f}s ago): {show(last)}"
+        held = ""
+        if leases is not None:
+            held = (
+                f"; {leases.count} lease{'s' if leases.count > 1 else ''} held past "
+                f"leak_timeout={self._leak_timeout:g}s, the oldest for {leases.oldest:.1f}s, "
+                f"acquired at {_site_line(leases.site)}"
+            )
         error = PoolTimeout(
-            f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); {cause}",
+            f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); "
+            f"{cause}{held}",
             stats,
             last,
         )
@@ -1211,21 +1270,25 @@ class Pool(Generic[T]):
                     break
                 del self._holding[entry]
                 entry.reported = True
-                overdue.append((entry, entry.current(), now - entry.leased_at))
-        for entry, resource, held in overdue:
+                overdue.append((entry.current(), now - entry.leased_at, entry.site))
+        for resource, held, site in overdue:
             logger.warning(
                 "%s has been held for %.1fs (leak_timeout=%gs); it was acquired at:\n%s",
                 show(resource),
                 held,
                 limit,
-                _stack(entry),
+                _stack(site),
             )
 
-    def _log_returned(self, entry: Entry[T], held: float) -> None:
+    def _log_returned(self, overdue: _Overdue) -> None:
+        """A lease held past ``leak_timeout`` ended: always worth a warning, reported or not."""
         logger.warning(
-            "%s came back after %.1fs (it was reported as a possible leak)",
-            show(entry.resource),
-            held,
+            "%s came back after %.1fs, held past leak_timeout=%gs%s; it was acquired at:\n%s",
+            show(overdue.resource),
+            overdue.held,
+            self._leak_timeout,
+            " (it was reported as a possible leak while held)" if overdue.reported else "",
+            _stack(overdue.site),
         )
 
     def _outstanding(self) -> list[tuple[object, traceback.StackSummary | None]]:
