@@ -43,6 +43,7 @@ NAMES = {
     "AsyncShield": "Shield",
     "AsyncBoundedCall": "BoundedCall",
     "AsyncLoopGuard": "LoopGuard",
+    "async_callable_check": "callable_check",
     # respool._types
     "AsyncFactory": "Factory",
     "AsyncReleaser": "Releaser",
@@ -74,6 +75,19 @@ PHRASES = [
         "            closed, a reset's is closed when the reset ends.",
     ),
     ("            TypeError: the factory or ``check`` is not async.\n", ""),
+    (
+        "    A plain (not async) factory, releaser, check or reset is accepted, as it\n"
+        "    may return an awaitable; one that returns something else makes the call\n"
+        "    that ran it raise :class:`TypeError` (a releaser's resource still counts\n"
+        "    as closed, a reset's is closed; either way its slot is freed).\n",
+        "    A coroutine function as factory, releaser, check or reset is refused:\n"
+        "    called in a thread, it would only hand back a coroutine, never run.\n",
+    ),
+    (
+        "        TypeError: a non-callable factory, releaser, check or reset, a\n",
+        "        TypeError: a non-callable factory, releaser, check or reset, or a\n"
+        "            coroutine function as one, a\n",
+    ),
     (
         "    The pool can be built outside any event loop (say at module level); it\n"
         "    binds to the first loop that uses it, and use from another loop raises\n"

@@ -176,6 +176,79 @@ async def test_an_async_pool_needs_async_callables() -> None:
     assert pool.stats().size == 0 and pool.stats().creating == 0
 
 
+@pytest.mark.parametrize("how", ["discard", "release", "recycle", "dispose", "acquire"])
+async def test_a_plain_releaser_raises_type_error_when_first_called_and_counts_stay_right(
+    how: str,
+) -> None:
+    res = AsyncResources()
+    closed: list[Resource] = []
+
+    def plain_releaser(resource: Resource) -> None:  # runs, but gives nothing to await
+        closed.append(resource)
+
+    pool = AsyncPool(res.factory, plain_releaser, pool_size=2, pool_recycle=0.05)
+    resource = await pool.acquire()
+    if how == "release":
+        await pool.recycle(force=True)  # retired: release closes it
+    elif how != "discard":
+        await pool.release(resource)  # idle now
+        if how in ("recycle", "acquire"):
+            await anyio.sleep(0.06)  # past pool_recycle: recycle() or acquire closes it
+    calls = {
+        "discard": lambda: pool.discard(resource),
+        "release": lambda: pool.release(resource),
+        "recycle": pool.recycle,
+        "dispose": pool.dispose,
+        "acquire": lambda: pool.acquire(timeout=1),
+    }
+    with pytest.raises(TypeError, match=r"^AsyncPool's releaser .*plain_releaser\(\) returned "):
+        await calls[how]()
+    assert closed == [resource]  # it did run
+    stats = pool.stats()
+    assert (stats.size, stats.closed, stats.close_errors, stats.leased) == (0, 1, 1, 0), stats
+    if how != "dispose":  # the slot was freed: a plain releaser that returns an awaitable works
+        pool._releaser = res.releaser
+        async with pool.lease(timeout=1) as fresh:
+            assert fresh is not resource
+
+
+async def test_a_plain_reset_raises_type_error_when_first_called_and_counts_stay_right() -> None:
+    res = AsyncResources()
+
+    def plain_reset(resource: Resource) -> None:
+        pass
+
+    pool = AsyncPool(res.factory, res.releaser, pool_size=1, reset=plain_reset)  # type: ignore[arg-type]
+    resource = await pool.acquire()
+    with pytest.raises(TypeError, match=r"^AsyncPool's reset .*plain_reset\(\) returned NoneType"):
+        await pool.release(resource)
+    assert res.closed == [resource]  # closed, not pooled
+    stats = pool.stats()
+    assert (stats.size, stats.leased, stats.broken, stats.closed) == (0, 0, 1, 1), stats
+    pool._reset = None
+    async with pool.lease(timeout=1) as fresh:  # the slot was freed
+        assert fresh is not resource
+
+
+async def test_an_async_pool_takes_plain_callables_that_return_awaitables() -> None:
+    res = AsyncResources()
+    pool = AsyncPool(
+        lambda: res.factory(),
+        lambda resource: res.releaser(resource),
+        check=lambda resource: anyio.sleep(0),
+        reset=lambda resource: anyio.sleep(0),
+        check_interval=0,
+        pool_size=1,
+    )
+    async with pool.lease(timeout=1):
+        pass
+    async with pool.lease(timeout=1):
+        pass
+    await pool.dispose()
+    res.assert_settled(pool)
+    assert len(res.closed) == 1
+
+
 async def test_acquiring_an_idle_resource_does_not_yield(anyio_backend: str) -> None:
     pool = AsyncResources().pool(pool_size=1)
     await pool.prefill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import random
 import sys
@@ -321,3 +322,50 @@ def test_a_late_duplicate_is_logged_with_its_error(caplog: pytest.LogCaptureFixt
     assert record.exc_info is not None
     assert "already holds" in str(record.exc_info[1])
     assert pool.stats().size == 1
+
+
+# -- async callables are a mistake for threads -----------------------------------------
+
+
+async def coroutine_function(*args: object) -> None:
+    pass  # pragma: no cover - never called
+
+
+class AsyncCallable:
+    """An object whose ``__call__`` is ``async def``: calling it makes a coroutine."""
+
+    async def __call__(self, *args: object) -> None:
+        pass  # pragma: no cover - never called
+
+    async def method(self, *args: object) -> None:
+        pass  # pragma: no cover - never called
+
+
+ASYNC_FORMS = {
+    "function": coroutine_function,
+    "partial": functools.partial(coroutine_function),
+    "method": AsyncCallable().method,
+    "callable object": AsyncCallable(),
+    "partial of a callable object": functools.partial(AsyncCallable()),
+}
+
+
+@pytest.mark.parametrize("form", list(ASYNC_FORMS))
+@pytest.mark.parametrize("argument", ["factory", "releaser", "check", "reset"])
+def test_pool_refuses_async_callables_at_construction(argument: str, form: str) -> None:
+    res = Resources()
+    kwargs: dict[str, object] = {"factory": res.factory, "releaser": res.releaser}
+    kwargs[argument] = ASYNC_FORMS[form]
+    with pytest.raises(TypeError) as info:
+        Pool(**kwargs)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert message.startswith(f"{argument} must be a plain callable, but "), message
+    assert "is async" in message and "use respool.AsyncPool" in message
+
+
+def test_pool_takes_a_class_whose_instances_are_async_callables() -> None:
+    """A class is called to construct an instance, which is not a coroutine."""
+    pool = Pool(AsyncCallable, None, pool_size=1)
+    with pool.lease(timeout=1) as made:
+        assert isinstance(made, AsyncCallable)
+    pool.dispose()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Literal, overload
+
+from ._reprs import show
 
 
 def check_count(name: str, value: object, minimum: int) -> int:
@@ -58,3 +62,21 @@ def check_callable(name: str, value: object, *, optional: bool = True) -> None:
     if not callable(value):
         none = " or None" if optional else ""
         raise TypeError(f"{name} must be callable{none}, got {type(value).__name__}")
+
+
+def is_async_callable(value: object) -> bool:
+    """Whether calling ``value`` makes a coroutine: an ``async def`` function or method,
+    a ``functools.partial`` of one, or an object whose ``__call__`` is ``async def``."""
+    while isinstance(value, functools.partial):
+        value = value.func
+    if inspect.iscoroutinefunction(value):
+        return True
+    # An instance with ``async def __call__``; a class is called to construct, not awaited.
+    call = inspect.getattr_static(type(value), "__call__", None)
+    return not isinstance(value, type) and inspect.iscoroutinefunction(call)
+
+
+def check_not_async(name: str, value: object, advice: str) -> None:
+    """Refuse an async callable where a plain one is needed, naming the argument."""
+    if value is not None and is_async_callable(value):
+        raise TypeError(f"{name} must be a plain callable, but {show(value)} is async; {advice}")

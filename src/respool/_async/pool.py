@@ -42,7 +42,7 @@ from typing import Any, Generic, TypeVar, cast
 import attrs
 
 from .. import _tracking
-from .._checks import check_callable, check_count, check_flag, check_seconds
+from .._checks import check_count, check_flag, check_seconds
 from .._errors import PoolClosed, PoolError, PoolTimeout
 from .._records import Entry, LostRef
 from .._reprs import show
@@ -54,6 +54,7 @@ from .._synchronization import (
     AsyncShield,
     AsyncStateLock,
     NotAwaitableError,
+    async_callable_check,
     async_sleep_until,
 )
 from .._types import AsyncCheck, AsyncFactory, AsyncReleaser
@@ -231,6 +232,11 @@ class AsyncPool(Generic[T]):
     garbage-collected) is noticed if the resource supports weak references:
     a ``ResourceWarning`` names where it was acquired, and its slot is freed.
 
+    A plain (not async) factory, releaser, check or reset is accepted, as it
+    may return an awaitable; one that returns something else makes the call
+    that ran it raise :class:`TypeError` (a releaser's resource still counts
+    as closed, a reset's is closed; either way its slot is freed).
+
     Raises:
         TypeError: a non-callable factory, releaser, check or reset, a
             non-numeric size or number of seconds (a bool is neither, and
@@ -256,10 +262,10 @@ class AsyncPool(Generic[T]):
         cleanup_timeout: float | None = None,
         max_backoff: float = 2.0,
     ) -> None:
-        check_callable("factory", factory, optional=False)
-        check_callable("releaser", releaser)
-        check_callable("check", check)
-        check_callable("reset", reset)
+        async_callable_check("factory", factory, optional=False)
+        async_callable_check("releaser", releaser)
+        async_callable_check("check", check)
+        async_callable_check("reset", reset)
         self._factory = factory
         self._releaser = releaser
         self._check = check
@@ -883,8 +889,10 @@ class AsyncPool(Generic[T]):
                 return self._check_in(entry)
             self._unlease(entry)
             self._broken += 1
-        if not isinstance(error, Exception):
+        if not isinstance(error, Exception) or isinstance(error, NotAwaitableError):
             await self._close_and_free(entry)
+            if isinstance(error, NotAwaitableError):  # a plain reset: a mistake, raised
+                raise error.about("reset", "its resource was closed, not pooled") from None
             raise error
         if error is not _RESET_REFUSED:
             logger.warning("reset failed on %s (%s); closing it", show(entry.resource), show(error))
@@ -1345,6 +1353,8 @@ class AsyncPool(Generic[T]):
                 self._closed_count += 1
                 if error is not None:
                     self._close_errors += 1
+        if isinstance(error, NotAwaitableError):  # a plain releaser: a mistake, raised
+            raise error.about("releaser", "it ran; its resource counts as closed") from None
         return error
 
     async def _close_and_free(self, entry: Entry[T]) -> None:

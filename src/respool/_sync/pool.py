@@ -43,7 +43,7 @@ from typing import Any, Generic, TypeVar, cast
 import attrs
 
 from .. import _tracking
-from .._checks import check_callable, check_count, check_flag, check_seconds
+from .._checks import check_count, check_flag, check_seconds
 from .._errors import PoolClosed, PoolError, PoolTimeout
 from .._records import Entry, LostRef
 from .._reprs import show
@@ -55,6 +55,7 @@ from .._synchronization import (
     Shield,
     StateLock,
     NotAwaitableError,
+    callable_check,
     sleep_until,
 )
 from .._types import Check, Factory, Releaser
@@ -231,8 +232,12 @@ class Pool(Generic[T]):
     garbage-collected) is noticed if the resource supports weak references:
     a ``ResourceWarning`` names where it was acquired, and its slot is freed.
 
+    A coroutine function as factory, releaser, check or reset is refused:
+    called in a thread, it would only hand back a coroutine, never run.
+
     Raises:
-        TypeError: a non-callable factory, releaser, check or reset, a
+        TypeError: a non-callable factory, releaser, check or reset, or a
+            coroutine function as one, a
             non-numeric size or number of seconds (a bool is neither, and
             ``check_interval`` cannot be ``None``), or a ``lifo`` that is not
             a bool.
@@ -256,10 +261,10 @@ class Pool(Generic[T]):
         cleanup_timeout: float | None = None,
         max_backoff: float = 2.0,
     ) -> None:
-        check_callable("factory", factory, optional=False)
-        check_callable("releaser", releaser)
-        check_callable("check", check)
-        check_callable("reset", reset)
+        callable_check("factory", factory, optional=False)
+        callable_check("releaser", releaser)
+        callable_check("check", check)
+        callable_check("reset", reset)
         self._factory = factory
         self._releaser = releaser
         self._check = check
@@ -867,8 +872,10 @@ class Pool(Generic[T]):
                 return self._check_in(entry)
             self._unlease(entry)
             self._broken += 1
-        if not isinstance(error, Exception):
+        if not isinstance(error, Exception) or isinstance(error, NotAwaitableError):
             self._close_and_free(entry)
+            if isinstance(error, NotAwaitableError):  # a plain reset: a mistake, raised
+                raise error.about("reset", "its resource was closed, not pooled") from None
             raise error
         if error is not _RESET_REFUSED:
             logger.warning("reset failed on %s (%s); closing it", show(entry.resource), show(error))
@@ -1329,6 +1336,8 @@ class Pool(Generic[T]):
                 self._closed_count += 1
                 if error is not None:
                     self._close_errors += 1
+        if isinstance(error, NotAwaitableError):  # a plain releaser: a mistake, raised
+            raise error.about("releaser", "it ran; its resource counts as closed") from None
         return error
 
     def _close_and_free(self, entry: Entry[T]) -> None:
