@@ -43,6 +43,7 @@ NAMES = {
     "AsyncShield": "Shield",
     "AsyncBoundedCall": "BoundedCall",
     "AsyncLoopGuard": "LoopGuard",
+    "async_callable_check": "callable_check",
     # respool._types
     "AsyncFactory": "Factory",
     "AsyncReleaser": "Releaser",
@@ -76,6 +77,19 @@ PHRASES = [
     ),
     ("            TypeError: the factory or ``check`` is not async.\n", ""),
     (
+        "    A plain (not async) factory, releaser, check or reset is accepted, as it\n"
+        "    may return an awaitable; one that returns something else makes the call\n"
+        "    that ran it raise :class:`TypeError` (a releaser's resource still counts\n"
+        "    as closed, a reset's is closed; either way its slot is freed).\n",
+        "    A coroutine function as factory, releaser, check or reset is refused:\n"
+        "    called in a thread, it would only hand back a coroutine, never run.\n",
+    ),
+    (
+        "        TypeError: a non-callable factory, releaser, check or reset, a\n",
+        "        TypeError: a non-callable factory, releaser, check or reset, or a\n"
+        "            coroutine function as one, a\n",
+    ),
+    (
         "    The pool can be built outside any event loop (say at module level); it\n"
         "    binds to the first loop that uses it, and use from another loop raises\n"
         "    :class:`PoolError`.\n",
@@ -94,6 +108,16 @@ PHRASES = [
         "                what it returns joins the pool.",
     ),
     ("            PoolError: the pool belongs to another event loop.\n", ""),
+    ("            PoolError: the pool belongs to another event loop, one still alive.\n", ""),
+    (
+        "        A pool whose event loop has ended (closed, or its trio run finished)\n"
+        "        can still be disposed, from another loop: idle resources are released\n"
+        "        on the current one where they can be (a releaser that fails, say\n"
+        "        because its resource belonged to the loop that ended, is logged as\n"
+        "        above), and the pool ends closed and bound to the current loop.\n"
+        "\n",
+        "",
+    ),
     (
         "        On cancellation nothing is lost: a resource or slot handed to this\n"
         "        caller at that moment goes to the next waiter, a factory call under\n"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 import pytest
 import trio
 import trio.testing
 
-from respool import AsyncPool, PoolError, PoolTimeout
+from respool import AsyncPool, PoolClosed, PoolError, PoolTimeout
 
 from ._async.resources import AsyncResources, Resource, hold
 from .concurrency import async_wait_until
@@ -185,6 +188,79 @@ async def test_an_async_pool_needs_async_callables() -> None:
     assert pool.stats().size == 0 and pool.stats().creating == 0
 
 
+@pytest.mark.parametrize("how", ["discard", "release", "recycle", "dispose", "acquire"])
+async def test_a_plain_releaser_raises_type_error_when_first_called_and_counts_stay_right(
+    how: str,
+) -> None:
+    res = AsyncResources()
+    closed: list[Resource] = []
+
+    def plain_releaser(resource: Resource) -> None:  # runs, but gives nothing to await
+        closed.append(resource)
+
+    pool = AsyncPool(res.factory, plain_releaser, pool_size=2, pool_recycle=0.05)
+    resource = await pool.acquire()
+    if how == "release":
+        await pool.recycle(force=True)  # retired: release closes it
+    elif how != "discard":
+        await pool.release(resource)  # idle now
+        if how in ("recycle", "acquire"):
+            await anyio.sleep(0.06)  # past pool_recycle: recycle() or acquire closes it
+    calls = {
+        "discard": lambda: pool.discard(resource),
+        "release": lambda: pool.release(resource),
+        "recycle": pool.recycle,
+        "dispose": pool.dispose,
+        "acquire": lambda: pool.acquire(timeout=1),
+    }
+    with pytest.raises(TypeError, match=r"^AsyncPool's releaser .*plain_releaser\(\) returned "):
+        await calls[how]()
+    assert closed == [resource]  # it did run
+    stats = pool.stats()
+    assert (stats.size, stats.closed, stats.close_errors, stats.leased) == (0, 1, 1, 0), stats
+    if how != "dispose":  # the slot was freed: a plain releaser that returns an awaitable works
+        pool._releaser = res.releaser
+        async with pool.lease(timeout=1) as fresh:
+            assert fresh is not resource
+
+
+async def test_a_plain_reset_raises_type_error_when_first_called_and_counts_stay_right() -> None:
+    res = AsyncResources()
+
+    def plain_reset(resource: Resource) -> None:
+        pass
+
+    pool = AsyncPool(res.factory, res.releaser, pool_size=1, reset=plain_reset)  # type: ignore[arg-type]
+    resource = await pool.acquire()
+    with pytest.raises(TypeError, match=r"^AsyncPool's reset .*plain_reset\(\) returned NoneType"):
+        await pool.release(resource)
+    assert res.closed == [resource]  # closed, not pooled
+    stats = pool.stats()
+    assert (stats.size, stats.leased, stats.broken, stats.closed) == (0, 0, 1, 1), stats
+    pool._reset = None
+    async with pool.lease(timeout=1) as fresh:  # the slot was freed
+        assert fresh is not resource
+
+
+async def test_an_async_pool_takes_plain_callables_that_return_awaitables() -> None:
+    res = AsyncResources()
+    pool = AsyncPool(
+        lambda: res.factory(),
+        lambda resource: res.releaser(resource),
+        check=lambda resource: anyio.sleep(0),
+        reset=lambda resource: anyio.sleep(0),
+        check_interval=0,
+        pool_size=1,
+    )
+    async with pool.lease(timeout=1):
+        pass
+    async with pool.lease(timeout=1):
+        pass
+    await pool.dispose()
+    res.assert_settled(pool)
+    assert len(res.closed) == 1
+
+
 async def test_acquiring_an_idle_resource_does_not_yield(anyio_backend: str) -> None:
     pool = AsyncResources().pool(pool_size=1)
     await pool.prefill()
@@ -237,8 +313,89 @@ def test_use_from_a_second_loop_raises_pool_error_naming_both() -> None:
         anyio.run(use, backend="trio")
     with pytest.raises(PoolError, match="one pool per loop"):
         asyncio.run(use())
-    with pytest.raises(PoolError):
-        trio.run(module_level_pool.dispose)
+    with pytest.raises(PoolError):  # only dispose() may come from another loop
+        trio.run(module_level_pool.acquire)
+
+
+class LoopBound:
+    """A resource that, like a stream or a connection, belongs to the loop that made it."""
+
+    def __init__(self, number: int, call_soon: Callable[[Callable[[], object]], object]) -> None:
+        self.number = number
+        self.call_soon = call_soon  # the loop's, which refuses once the loop has ended
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"LoopBound({self.number})"
+
+
+def loop_bound_pool(backend: str) -> AsyncPool[LoopBound]:
+    numbers = iter(range(100))
+
+    async def factory() -> LoopBound:
+        if backend == "asyncio":
+            call_soon: Any = asyncio.get_running_loop().call_soon
+        else:
+            call_soon = trio.lowlevel.current_trio_token().run_sync_soon
+        return LoopBound(next(numbers), call_soon)
+
+    async def releaser(resource: LoopBound) -> None:
+        if resource.number % 2:  # odd ones need their own loop to close
+            resource.call_soon(lambda: None)
+        resource.closed = True
+
+    return AsyncPool(factory, releaser, pool_size=4)  # built outside any loop
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_pool_whose_loop_ended_can_be_disposed_from_another_loop(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = loop_bound_pool(backend)
+    made: list[LoopBound] = []
+
+    async def first() -> None:
+        await pool.prefill(3)
+        made.extend(entry.resource for entry in pool._alive.values())  # type: ignore[misc]
+
+    async def second() -> None:
+        await pool.dispose()  # the first loop has ended
+        with pytest.raises(PoolClosed):
+            await pool.acquire()
+        await pool.dispose()  # idempotent
+
+    def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if backend == "asyncio":
+            asyncio.run(main())  # closes its loop at the end
+        else:
+            trio.run(main)
+
+    run(first)
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        run(second)
+    assert pool.closed
+    assert sorted(r.number for r in made if r.closed) == [0, 2]  # released on the new loop
+    warned = [r.getMessage() for r in caplog.records if "LoopBound" in r.getMessage()]
+    assert warned == [
+        "dispose: the releaser failed to close LoopBound(1) "
+        "(the pool's loop had ended: the resource may have belonged to it)"
+    ]
+    stats = pool.stats()
+    assert (stats.size, stats.idle, stats.closed, stats.close_errors) == (0, 0, 3, 1)
+
+
+def test_dispose_from_another_loop_while_the_pools_loop_lives_is_refused() -> None:
+    pool = loop_bound_pool("asyncio")
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(pool.prefill(2))
+        with pytest.raises(PoolError, match="one pool per loop"):
+            asyncio.run(pool.dispose())  # its loop could still close them
+        assert not pool.closed
+        loop.run_until_complete(pool.dispose())
+    finally:
+        loop.close()
+    assert pool.stats().closed == 2
 
 
 def test_a_trio_bound_pool_refuses_asyncio() -> None:
@@ -263,7 +420,8 @@ def test_using_an_async_pool_outside_any_loop_is_a_clear_error() -> None:
     coro.close()
 
 
-def test_asyncio_task_cancel_cannot_strand_a_batch_of_closes() -> None:
+@pytest.mark.parametrize("batch", ["recycle", "dispose"])
+def test_asyncio_task_cancel_cannot_strand_a_batch_of_closes(batch: str) -> None:
     """asyncio's own Task.cancel() goes through anyio shields: the batch must still finish."""
     closed: list[Resource] = []
 
@@ -276,7 +434,9 @@ def test_asyncio_task_cancel_cannot_strand_a_batch_of_closes() -> None:
         res = AsyncResources()
         pool = AsyncPool(res.factory, slow_releaser, pool_size=3)
         await pool.prefill()
-        task = asyncio.ensure_future(pool.recycle(force=True))
+        task = asyncio.ensure_future(
+            pool.recycle(force=True) if batch == "recycle" else pool.dispose()
+        )
         await started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -284,6 +444,8 @@ def test_asyncio_task_cancel_cannot_strand_a_batch_of_closes() -> None:
         assert len(closed) == 2  # the one cut short counts as closed; the rest were closed
         stats = pool.stats()
         assert (stats.size, stats.closed, stats.idle) == (0, 3, 0)
+        if batch == "dispose":
+            return
         held = [await pool.acquire(timeout=1) for _ in range(3)]  # every slot is usable
         for r in held:
             await pool.release(r)

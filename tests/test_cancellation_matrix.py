@@ -308,7 +308,7 @@ async def run_combination(combination: tuple[str, ...], backend: str, record: Fi
     async def disposer(local: random.Random) -> None:
         await anyio.sleep(local.choice((0, 0.001, 0.004)))
         try:
-            await pool.dispose()
+            await pool.dispose(raise_errors=True)
         except ExceptionGroup as group:  # releaser errors, raised together
             close_errors.extend(group.exceptions)
 

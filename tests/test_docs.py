@@ -107,3 +107,17 @@ def test_readme_links_resolve() -> None:
                 broken.append(target)
     assert broken == []
     assert "docs/quickstart.md" in LINK.findall(text)
+
+
+def test_the_aliases_the_api_page_documents_are_importable() -> None:
+    """Every alias in the API page's table is a name ``from respool import ...`` finds."""
+    import respool
+
+    text = (ROOT / "docs/api.md").read_text()
+    aliases = set(re.findall(r"^\| `(\w+)\[T\]`[^|]*\| `[^`]+` \| `(\w+)\[T\]`", text, re.M))
+    names = {name for pair in aliases for name in pair}
+    assert names == {"AsyncFactory", "AsyncReleaser", "AsyncCheck", "Factory", "Releaser", "Check"}
+    missing = sorted(name for name in names if name not in respool.__all__)
+    assert missing == []
+    for name in names:
+        assert getattr(respool, name) is getattr(respool._types, name)

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from respool import Pool, PoolError
+from respool import Pool, PoolError, PoolTimeout
 
 from ._sync.resources import Resources
 
@@ -68,3 +68,69 @@ def test_a_forked_child_starts_empty_and_leaves_the_parents_resources_alone() ->
     pool.release(held)
     pool.dispose()
     assert sorted(r.number for r in res.closed) == [0, 1]
+
+
+COUNTERS = (
+    "created",
+    "closed",
+    "acquired",
+    "timeouts",
+    "create_errors",
+    "close_errors",
+    "broken",
+    "lost",
+)
+
+
+def counters(pool: Pool[object]) -> dict[str, int]:
+    stats = pool.stats()
+    return {name: getattr(stats, name) for name in COUNTERS}
+
+
+def test_a_forked_childs_counters_start_at_zero() -> None:
+    res = Resources(close_fails=True)
+    pool = res.pool(pool_size=2, max_backoff=10)
+    held = pool.acquire(timeout=1)
+    broken = pool.acquire(timeout=1)
+    pool.discard(broken)  # broken, closed, with a close error
+    res.failures = 1
+    with pytest.raises(PoolTimeout):  # a create error, then the backoff outlasts the timeout
+        pool.acquire(timeout=0.01)
+    dropped_pool = res.pool(pool_size=1)
+    lost = dropped_pool.acquire(timeout=1)
+    res.created.remove(lost)  # the record would keep it alive
+    with pytest.warns(ResourceWarning):
+        del lost  # dropped unreleased: counted as lost
+    parent = counters(pool)
+    assert all(parent[name] > 0 for name in COUNTERS if name != "lost"), parent
+    assert dropped_pool.stats().lost == 1
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads alive
+        pid = os.fork()
+    if pid == 0:  # the child: report, then leave at once, running no test teardown
+        code = 0
+        try:
+            before = [counters(pool), counters(dropped_pool)]
+            pool.dispose()
+            dropped_pool.dispose()
+            after = [counters(pool), counters(dropped_pool)]
+            os.write(write_end, json.dumps({"before": before, "after": after}).encode())
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        report = json.loads(pipe.read() or "{}")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, report
+
+    zero = dict.fromkeys(COUNTERS, 0)
+    assert report["before"] == [zero, zero]
+    assert report["after"] == [zero, zero]  # disposing the child's empty pool closes nothing
+    assert counters(pool) == parent  # the parent is untouched
+    pool.release(held)
+    res.close_fails = False
+    pool.dispose()
+    dropped_pool.dispose()

@@ -322,10 +322,10 @@ class PoolModel(RuleBasedStateMachine):
         self.disposed = True
         if failures:
             with pytest.raises(ExceptionGroup) as info:
-                self.p.dispose()
+                self.p.dispose(raise_errors=True)
             assert len(info.value.exceptions) == failures
         else:
-            self.p.dispose()
+            self.p.dispose(raise_errors=True)
 
     # -- faults ----------------------------------------------------------------
 

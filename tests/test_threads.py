@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import random
 import sys
@@ -221,6 +222,36 @@ def test_a_late_factory_error_frees_the_slot_and_is_reported() -> None:
     assert pool.stats().size == 0
 
 
+def test_a_late_none_from_the_factory_is_logged_and_frees_the_slot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = threading.Event()
+    calls = 0
+
+    def factory() -> Resource | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            gate.wait(30)
+            return None  # after its caller left: the pool adopts the call
+        return Resource(calls)
+
+    pool = Pool(factory, None, pool_size=1)
+    with pytest.raises(PoolTimeout):
+        pool.acquire(timeout=0.01)
+    with caplog.at_level(logging.ERROR, logger="respool"):
+        gate.set()
+        wait_until(lambda: pool.stats().creating == 0)
+    record = next(r for r in caplog.records if "discarding" in r.getMessage())
+    assert record.exc_info is not None
+    assert "the factory returned None" in str(record.exc_info[1])
+    stats = pool.stats()
+    assert (stats.size, stats.idle, stats.created) == (0, 0, 0)
+    resource = pool.acquire(timeout=1)  # the slot is free again
+    assert resource is not None and resource.number == 2
+    pool.release(resource)
+
+
 def test_the_factory_thread_sees_the_callers_context() -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
     seen: list[tuple[str, bool]] = []
@@ -291,3 +322,50 @@ def test_a_late_duplicate_is_logged_with_its_error(caplog: pytest.LogCaptureFixt
     assert record.exc_info is not None
     assert "already holds" in str(record.exc_info[1])
     assert pool.stats().size == 1
+
+
+# -- async callables are a mistake for threads -----------------------------------------
+
+
+async def coroutine_function(*args: object) -> None:
+    pass  # pragma: no cover - never called
+
+
+class AsyncCallable:
+    """An object whose ``__call__`` is ``async def``: calling it makes a coroutine."""
+
+    async def __call__(self, *args: object) -> None:
+        pass  # pragma: no cover - never called
+
+    async def method(self, *args: object) -> None:
+        pass  # pragma: no cover - never called
+
+
+ASYNC_FORMS = {
+    "function": coroutine_function,
+    "partial": functools.partial(coroutine_function),
+    "method": AsyncCallable().method,
+    "callable object": AsyncCallable(),
+    "partial of a callable object": functools.partial(AsyncCallable()),
+}
+
+
+@pytest.mark.parametrize("form", list(ASYNC_FORMS))
+@pytest.mark.parametrize("argument", ["factory", "releaser", "check", "reset"])
+def test_pool_refuses_async_callables_at_construction(argument: str, form: str) -> None:
+    res = Resources()
+    kwargs: dict[str, object] = {"factory": res.factory, "releaser": res.releaser}
+    kwargs[argument] = ASYNC_FORMS[form]
+    with pytest.raises(TypeError) as info:
+        Pool(**kwargs)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert message.startswith(f"{argument} must be a plain callable, but "), message
+    assert "is async" in message and "use respool.AsyncPool" in message
+
+
+def test_pool_takes_a_class_whose_instances_are_async_callables() -> None:
+    """A class is called to construct an instance, which is not a coroutine."""
+    pool = Pool(AsyncCallable, None, pool_size=1)
+    with pool.lease(timeout=1) as made:
+        assert isinstance(made, AsyncCallable)
+    pool.dispose()

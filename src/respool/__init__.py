@@ -8,16 +8,23 @@ from ._async import AsyncLease, AsyncPool
 from ._errors import PoolClosed, PoolError, PoolTimeout
 from ._stats import PoolStats
 from ._sync import Lease, Pool
+from ._types import AsyncCheck, AsyncFactory, AsyncReleaser, Check, Factory, Releaser
 from ._version import __version__
 
 __all__ = [
+    "AsyncCheck",
+    "AsyncFactory",
     "AsyncLease",
     "AsyncPool",
+    "AsyncReleaser",
+    "Check",
+    "Factory",
     "Lease",
     "Pool",
     "PoolClosed",
     "PoolError",
     "PoolStats",
     "PoolTimeout",
+    "Releaser",
     "__version__",
 ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import Literal, TypeAlias, overload
+
+from ._reprs import show
 
 Fatal: TypeAlias = (
     type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], object] | None
@@ -20,14 +23,41 @@ def check_count(name: str, value: object, minimum: int) -> int:
     return value
 
 
-def check_seconds(name: str, value: object) -> float | None:
-    """Accept ``None`` or a non-negative number of seconds (``inf`` allowed)."""
-    if value is None:
+def check_flag(name: str, value: object) -> bool:
+    """Accept ``True`` or ``False`` only: a string such as ``"no"`` would read as true."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return value
+
+
+@overload
+def check_seconds(
+    name: str, value: object, *, optional: Literal[False], positive: bool = False
+) -> float: ...
+
+
+@overload
+def check_seconds(
+    name: str, value: object, *, optional: bool = True, positive: bool = False
+) -> float | None: ...
+
+
+def check_seconds(
+    name: str, value: object, *, optional: bool = True, positive: bool = False
+) -> float | None:
+    """Accept a non-negative number of seconds (``inf`` allowed), or ``None`` if optional.
+
+    ``positive``: ``0`` is refused too.  Booleans are refused: ``True`` is not
+    one second.
+    """
+    none = " or None" if optional else ""
+    if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds or None, got {type(value).__name__}")
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be >= 0 seconds or None, got {value}")
+        raise TypeError(f"{name} must be a number of seconds{none}, got {type(value).__name__}")
+    if math.isnan(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be {bound} seconds{none}, got {value}")
     return float(value)
 
 
@@ -42,14 +72,9 @@ def check_callable(name: str, value: object, *, optional: bool = True) -> None:
 def check_predicate(name: str, value: object) -> Callable[[object], object] | None:
     """A plain (never async) callable, or ``None``."""
     check_callable(name, value)
-    if value is not None and (
-        inspect.iscoroutinefunction(value)
-        or inspect.iscoroutinefunction(getattr(value, "__call__", None))  # noqa: B004
-    ):
-        raise TypeError(
-            f"{name} must be a plain function that returns at once (it runs under no "
-            f"await), got the async {value!r}"
-        )
+    check_not_async(
+        name, value, "it must return at once, with no await (say asyncpg's Connection.is_closed)"
+    )
     return value  # type: ignore[return-value]
 
 
@@ -76,3 +101,21 @@ def check_fatal(
         "fatal must be an exception type, a tuple of them, a predicate on the error, "
         f"or None, got {type(value).__name__}"
     )
+
+
+def is_async_callable(value: object) -> bool:
+    """Whether calling ``value`` makes a coroutine: an ``async def`` function or method,
+    a ``functools.partial`` of one, or an object whose ``__call__`` is ``async def``."""
+    while isinstance(value, functools.partial):
+        value = value.func
+    if inspect.iscoroutinefunction(value):
+        return True
+    # An instance with ``async def __call__``; a class is called to construct, not awaited.
+    call = inspect.getattr_static(type(value), "__call__", None)
+    return not isinstance(value, type) and inspect.iscoroutinefunction(call)
+
+
+def check_not_async(name: str, value: object, advice: str) -> None:
+    """Refuse an async callable where a plain one is needed, naming the argument."""
+    if value is not None and is_async_callable(value):
+        raise TypeError(f"{name} must be a plain callable, but {show(value)} is async; {advice}")

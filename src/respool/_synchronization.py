@@ -27,6 +27,9 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 import anyio
 import sniffio
 
+from ._checks import check_callable, check_not_async
+from ._reprs import show
+
 T = TypeVar("T")
 
 # The pool's bookkeeping lock, held only around code that never awaits or
@@ -340,7 +343,53 @@ def Shield() -> contextlib.AbstractContextManager[Any]:
 
 
 class NotAwaitableError(TypeError):
-    """An async pool was given a plain callable: a mistake, never worth a retry."""
+    """An async pool was given a plain callable: a mistake, never worth a retry.
+
+    ``about`` makes the same error naming the callable's role and what the
+    pool did about it (the call did run: a plain releaser has closed its
+    resource, say).
+    """
+
+    def __init__(self, fn: object, returned: str, role: str = "", outcome: str = "") -> None:
+        self.fn = fn
+        self.returned = returned  # the name of the type the call returned
+        what = f"AsyncPool's {role} {_callee(fn)}" if role else _callee(fn)
+        then = f" ({outcome})" if outcome else ""
+        super().__init__(
+            f"{what} returned {returned}, not an awaitable{then}. AsyncPool awaits what its "
+            "factory, releaser, check and reset return: make it an `async def` function (or "
+            "one that returns an awaitable), or use respool.Pool for plain callables"
+        )
+
+    def about(self, role: str, outcome: str) -> NotAwaitableError:
+        return NotAwaitableError(self.fn, self.returned, role, outcome)
+
+
+def _callee(fn: object) -> str:
+    """A callable the pool made a ``partial`` of, by name: ``close()``."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    name = getattr(fn, "__qualname__", None)
+    return f"{name}()" if isinstance(name, str) else show(fn)
+
+
+def async_callable_check(name: str, value: object, *, optional: bool = True) -> None:
+    """``AsyncPool`` takes any callable: a plain one may return an awaitable.
+
+    One that does not is refused when first called (``NotAwaitableError``).
+    """
+    check_callable(name, value, optional=optional)
+
+
+def callable_check(name: str, value: object, *, optional: bool = True) -> None:
+    """``Pool`` refuses async callables: it would call them and never await the result."""
+    check_callable(name, value, optional=optional)
+    check_not_async(
+        name,
+        value,
+        "Pool calls it in threads and never awaits it: use respool.AsyncPool for async "
+        "callables, or pass a plain function",
+    )
 
 
 class AsyncBoundedCall(Generic[T]):
@@ -380,10 +429,7 @@ class AsyncBoundedCall(Generic[T]):
     async def _call(self) -> T:
         awaitable = self._fn()
         if not inspect.isawaitable(awaitable):
-            raise NotAwaitableError(
-                f"{self._fn!r} returned {type(awaitable).__name__}, not an awaitable: "
-                "AsyncPool needs async callables (use respool.Pool for plain ones)"
-            )
+            raise NotAwaitableError(self._fn, type(awaitable).__name__)
         return await awaitable
 
 
@@ -490,10 +536,7 @@ def call_within(fn: Callable[[], T], limit: float | None, clock: Callable[[], fl
 async def _awaited(fn: Callable[[], Awaitable[T]]) -> T:
     awaitable = fn()
     if not inspect.isawaitable(awaitable):
-        raise NotAwaitableError(
-            f"{fn!r} returned {type(awaitable).__name__}, not an awaitable: "
-            "AsyncPool needs async callables (use respool.Pool for plain ones)"
-        )
+        raise NotAwaitableError(fn, type(awaitable).__name__, "factory", "nothing was pooled")
     return await awaitable
 
 
@@ -635,6 +678,27 @@ class AsyncLoopGuard:
             "its resources belong to one event loop: create one pool per loop"
         )
 
+    def bound_loop_is_gone(self) -> bool:
+        """Whether the loop this guard is bound to has ended: nothing can run on it again.
+
+        An asyncio loop that is closed (``asyncio.run`` closes its loop), or a
+        trio run that has finished (its token refuses ``run_sync_soon``).
+        Unbound, or bound to a loop that may still run: ``False``.
+        """
+        if self.get_current is _unbound:
+            return False
+        if self._library == "asyncio":
+            return cast(asyncio.AbstractEventLoop, self.token).is_closed()
+        try:
+            cast(Any, self.token).run_sync_soon(_nothing)
+        except RuntimeError:  # trio.RunFinishedError
+            return True
+        return False
+
+
+def _nothing() -> None:
+    pass
+
 
 def _no_loop() -> None:
     return None
@@ -675,3 +739,8 @@ class LoopGuard:
 
     def check(self) -> str | None:
         return None
+
+    @staticmethod
+    def bound_loop_is_gone() -> bool:
+        """Threads have no loop that could end."""
+        return False

@@ -24,7 +24,6 @@ This module imports pytest; respool itself never imports it.  See
 from __future__ import annotations
 
 import os
-import reprlib
 import sys
 import sysconfig
 import traceback
@@ -36,15 +35,13 @@ from typing import Protocol, cast
 import pytest
 
 from . import _tracking
+from ._reprs import show
 
 __all__ = ["respool_leak_check"]
 
 MARKER = "respool_leaks"
 FIXTURE = "respool_leak_check"
 SHOWN_FRAMES = 4  # user frames shown per acquire site, innermost first
-
-_repr = reprlib.Repr()
-_repr.maxother = 100  # a resource's repr, shortened past this
 
 # Frames in these packages are skipped when naming where a resource was acquired.
 _INTERNAL_PACKAGES = (
@@ -148,7 +145,7 @@ def _leak_report(pools: list[weakref.ref[object]], root: Path) -> str:
             leaky_pools += 1
         for resource, site in outstanding:
             what = (
-                _repr.repr(resource)
+                show(resource)
                 if resource is not None
                 else "a resource garbage-collected without being released"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import pytest
@@ -281,6 +282,71 @@ async def test_leak_timeout_logs_the_acquire_site_then_the_return(
     assert "Resource(0) came back after" in messages[1]
 
 
+@pytest.mark.parametrize("reported", [False, True])
+@pytest.mark.parametrize("how", ["release", "lease"])
+async def test_a_resource_back_past_leak_timeout_is_always_logged_with_its_acquire_stack(
+    caplog: pytest.LogCaptureFixture, how: str, reported: bool
+) -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=1, leak_timeout=0.05)
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        if how == "release":
+            held = await pool.acquire()  # the line the warning must name
+            await async_sleep(0.07)
+            if reported:
+                pool.stats()  # looks at the leases: reports this one while it is held
+            await pool.release(held)
+        else:
+            async with pool.lease():  # the line the warning must name
+                await async_sleep(0.07)
+                if reported:
+                    pool.stats()
+    # (a releaser an earlier test left running in a thread may log meanwhile)
+    messages = [r.getMessage() for r in caplog.records if " held" in r.getMessage()]
+    assert len(messages) == (2 if reported else 1), messages
+    back = messages[-1]
+    assert back.startswith("Resource(0) came back after 0.")
+    assert "held past leak_timeout=0.05s" in back
+    assert ("reported as a possible leak while held" in back) is reported
+    assert "in test_a_resource_back_past_leak_timeout_is_always_logged" in back  # the stack
+    assert ("pool.acquire()" if how == "release" else "pool.lease()") in back
+
+
+async def test_a_resource_back_within_leak_timeout_is_not_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = AsyncResources().pool(pool_size=1, leak_timeout=10)
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        async with pool.lease():
+            pass
+    assert [r for r in caplog.records if " held" in r.getMessage()] == []
+
+
+async def grab(pool: AsyncPool[Resource]) -> Resource:
+    return await pool.acquire()  # the acquire site a PoolTimeout names
+
+
+async def test_a_timeout_names_the_leases_held_past_leak_timeout() -> None:
+    res = AsyncResources()
+    pool = res.pool(pool_size=2, leak_timeout=0.2)
+    first = await grab(pool)
+    await async_sleep(0.12)
+    second = await pool.acquire()
+    await async_sleep(0.12)  # first is past leak_timeout, second not yet
+    with pytest.raises(PoolTimeout) as info:
+        await pool.acquire(timeout=0.01)
+    site = r"acquired at \S+test_health\.py:\d+ in grab$"
+    oldest = r"the oldest for 0\.\ds"
+    assert re.search(f"; 1 lease held past leak_timeout=0.2s, {oldest}, {site}", str(info.value))
+    await async_sleep(0.12)  # now both are
+    with pytest.raises(PoolTimeout) as info:
+        await pool.acquire(timeout=0.01)
+    assert re.search(f"; 2 leases held past leak_timeout=0.2s, {oldest}, {site}", str(info.value))
+    await pool.release(first)
+    await pool.release(second)
+    res.assert_settled(pool)
+
+
 async def test_a_dropped_lease_warns_and_its_slot_is_recovered() -> None:
     numbers = iter(range(100))
 
@@ -318,6 +384,8 @@ async def test_pool_recycle_is_cut_by_up_to_five_percent_per_resource() -> None:
         ({"check_interval": -1}, ValueError, "check_interval"),
         ({"leak_timeout": "1"}, TypeError, "leak_timeout"),
         ({"cleanup_timeout": -0.5}, ValueError, "cleanup_timeout"),
+        ({"cleanup_timeout": 0}, ValueError, "cleanup_timeout must be > 0 seconds or None"),
+        ({"check_interval": None}, TypeError, "check_interval must be a number of seconds"),
         ({"max_backoff": 0}, ValueError, "max_backoff must be > 0"),
     ],
 )

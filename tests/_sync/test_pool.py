@@ -87,6 +87,18 @@ def test_pool_as_context_manager_disposes() -> None:
         pool.acquire()
 
 
+def test_entering_a_disposed_pool_raises_pool_closed() -> None:
+    res = Resources()
+    pool = res.pool()
+    pool.dispose()
+    with pytest.raises(PoolClosed, match="disposed"):
+        with pool:
+            raise AssertionError("entered a disposed pool")  # pragma: no cover
+    with res.pool() as other:  # an open pool enters
+        assert other.closed is False
+    assert other.closed
+
+
 def test_stats_are_a_frozen_snapshot() -> None:
     pool = Resources().pool(pool_size=4)
     resource = pool.acquire()
@@ -114,6 +126,9 @@ def test_stats_are_a_frozen_snapshot() -> None:
         ({"pool_recycle": float("nan")}, ValueError),
         ({"acquire_timeout": -0.1}, ValueError),
         ({"acquire_timeout": "3"}, TypeError),
+        ({"lifo": "yes"}, TypeError),
+        ({"lifo": 0}, TypeError),
+        ({"lifo": None}, TypeError),
     ],
 )
 def test_bad_arguments_fail_at_construction(kwargs: dict[str, object], error: type) -> None:
@@ -189,6 +204,32 @@ def test_a_factory_returning_a_pooled_object_is_refused() -> None:
         pool.acquire()
     stats = pool.stats()
     assert (stats.size, stats.leased, stats.creating) == (1, 1, 0)
+
+
+@pytest.mark.parametrize("tracked", [False, True])
+def test_a_factory_returning_none_is_refused_at_once_and_its_slot_freed(
+    tracked: bool,
+) -> None:
+    made = iter([None, Resource(1)])
+
+    def factory() -> Resource | None:
+        return next(made)
+
+    def reset(resource: Resource | None) -> None:
+        pass
+
+    # tracked: a reset and leak_timeout, with which a None could never be released
+    kwargs: dict[str, object] = {"reset": reset, "leak_timeout": 60} if tracked else {}
+    pool = Pool(factory, None, pool_size=1, **kwargs)  # type: ignore[arg-type]
+    started = time.monotonic()
+    with pytest.raises(PoolError, match="the factory returned None"):
+        pool.acquire(timeout=5)
+    assert time.monotonic() - started < 1  # at once, not after the timeout
+    stats = pool.stats()
+    assert (stats.size, stats.leased, stats.creating, stats.created) == (0, 0, 0, 0)
+    with pool.lease(timeout=1) as resource:  # the one slot is free again
+        assert resource is not None and resource.number == 1
+    assert pool.stats().idle == 1
 
 
 # -- capacity and fairness ---------------------------------------------------
@@ -701,12 +742,39 @@ def test_dispose_wakes_every_waiter_with_pool_closed() -> None:
     res.assert_settled(pool)
 
 
-def test_dispose_tries_every_releaser_and_raises_them_together() -> None:
+def test_dispose_tries_every_releaser_and_logs_each_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     res = Resources(close_fails=True)
     pool = res.pool(pool_size=3)
     pool.prefill(3)
-    with pytest.raises(ExceptionGroup) as info:
-        pool.dispose()
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        pool.dispose()  # returns: shutting down should not fail on a close error
+    # (a releaser an earlier test left running in a thread may log meanwhile)
+    records = [r for r in caplog.records if r.getMessage().startswith("dispose:")]
+    assert len(records) == 3
+    assert {r.levelno for r in records} == {logging.WARNING}
+    assert sorted(r.getMessage() for r in records) == [
+        f"dispose: the releaser failed to close Resource({n})" for n in range(3)
+    ]
+    assert all(r.exc_info is not None and isinstance(r.exc_info[1], OSError) for r in records)
+    assert all("Traceback" in r.exc_text for r in records if r.exc_text is not None)
+    assert pool.closed
+    assert len(res.closed) == 3
+    assert pool.stats().close_errors == 3
+    res.assert_settled(pool)
+
+
+def test_dispose_raise_errors_raises_them_together(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    res = Resources(close_fails=True)
+    pool = res.pool(pool_size=3)
+    pool.prefill(3)
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        with pytest.raises(ExceptionGroup, match="3 of 3 idle resources") as info:
+            pool.dispose(raise_errors=True)
+    assert [r for r in caplog.records if "dispose" in r.getMessage()] == []  # raised, not logged
     assert len(info.value.exceptions) == 3
     assert len(res.closed) == 3
     assert pool.stats().close_errors == 3
@@ -836,6 +904,75 @@ def test_user_reprs_run_outside_the_pool_lock() -> None:
         pool.acquire(timeout=0.01)
     pool.release(held)
     pool.release(other)
+
+
+class Described(Resource):
+    """A resource whose repr is whatever the test says, or raises."""
+
+    def __init__(self, number: int, text: str | None) -> None:
+        super().__init__(number)
+        self.text = text
+
+    def __repr__(self) -> str:
+        if self.text is None:
+            raise RuntimeError("no repr today")
+        return self.text
+
+
+def test_log_lines_and_errors_show_the_full_repr_cut_at_300_characters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    medium = "Conn(" + "dsn='postgresql://db.example.com/app', " * 4 + "id=7)"  # ~170 characters
+    huge = "Conn(" + "x" * 1000 + ")"
+    texts = iter([medium, huge])
+
+    def factory() -> Resource:
+        return Described(0, next(texts))
+
+    def failing_releaser(resource: Resource) -> None:
+        raise OSError("could not close")
+
+    pool = Pool(factory, failing_releaser, pool_size=2)
+    first, second = pool.acquire(), pool.acquire()
+    with caplog.at_level(logging.ERROR, logger="respool"):
+        pool.discard(first)
+        pool.discard(second)
+    messages = [r.getMessage() for r in caplog.records if "Conn(" in r.getMessage()]
+    assert messages[0] == f"releaser failed to close {medium}"
+    assert messages[1] == f"releaser failed to close {huge[:297]}..."
+    with pytest.raises(PoolError) as info:
+        pool.release(Described(9, medium))
+    assert f"release({medium})" in str(info.value)
+
+
+def test_a_repr_that_raises_never_breaks_the_pool(caplog: pytest.LogCaptureFixture) -> None:
+    class Unprintable(ConnectionError):
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr today")
+
+    calls = 0
+
+    def factory() -> Resource:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise Unprintable()
+        return Described(calls, None)
+
+    def failing_releaser(resource: Resource) -> None:
+        raise OSError("could not close")
+
+    pool = Pool(factory, failing_releaser, pool_size=2, max_backoff=10)
+    resource = pool.acquire()
+    with pytest.raises(PoolTimeout, match=r"last factory error .*: <unprintable Unprintable>"):
+        pool.acquire(timeout=0.05)  # the factory keeps failing
+    with pytest.raises(PoolError, match=r"release\(<unprintable Described>\)"):
+        pool.release(Described(9, None))
+    with caplog.at_level(logging.ERROR, logger="respool"):
+        pool.discard(resource)
+    assert "releaser failed to close <unprintable Described>" in caplog.text
+    stats = pool.stats()
+    assert (stats.size, stats.leased, stats.creating) == (0, 0, 0)
 
 
 def test_a_caller_replacing_a_stale_resource_keeps_its_place() -> None:

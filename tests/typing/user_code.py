@@ -15,7 +15,20 @@ from typing import Any
 
 from typing_extensions import assert_type
 
-from respool import AsyncLease, AsyncPool, Lease, Pool, PoolStats, PoolTimeout
+from respool import (
+    AsyncCheck,
+    AsyncFactory,
+    AsyncLease,
+    AsyncPool,
+    AsyncReleaser,
+    Check,
+    Factory,
+    Lease,
+    Pool,
+    PoolStats,
+    PoolTimeout,
+    Releaser,
+)
 
 
 def connect() -> sqlite3.Connection:
@@ -93,6 +106,15 @@ assert_type(pool.pool_size, int)
 assert_type(pool.closed, bool)
 
 
+# The documented aliases name the callables a pool is built from.
+factory: Factory[sqlite3.Connection] = connect
+releaser: Releaser[sqlite3.Connection] = close
+health: Check[sqlite3.Connection] = ping
+assert_type(Pool(factory, releaser, check=health), Pool[sqlite3.Connection])
+not_a_factory: Factory[sqlite3.Connection] = aconnect  # type: ignore[assignment]
+not_an_async_releaser: AsyncReleaser[sqlite3.Connection] = close  # type: ignore[assignment]
+
+
 def on_timeout(error: PoolTimeout) -> None:
     assert_type(error.stats, PoolStats)
     assert_type(error.last_error, BaseException | None)
@@ -104,6 +126,10 @@ def on_timeout(error: PoolTimeout) -> None:
 async def use_async_pool() -> None:
     apool = AsyncPool(aconnect, aclose, pool_size=4)
     assert_type(apool, AsyncPool[sqlite3.Connection])
+    afactory: AsyncFactory[sqlite3.Connection] = aconnect
+    areleaser: AsyncReleaser[sqlite3.Connection] = aclose
+    ahealth: AsyncCheck[sqlite3.Connection] = aping
+    assert_type(AsyncPool(afactory, areleaser, check=ahealth), AsyncPool[sqlite3.Connection])
     assert_type(AsyncPool(aconnect, None), AsyncPool[sqlite3.Connection])
     assert_type(
         AsyncPool(aconnect, aclose, check=aping, reset=arollback),

@@ -32,7 +32,6 @@ import logging
 import math
 import os
 import random
-import reprlib
 import sys
 import traceback
 import warnings
@@ -47,15 +46,16 @@ import attrs
 from .. import _tracking
 from .._checks import (
     Fatal,
-    check_callable,
     check_count,
     check_exception_types,
     check_fatal,
+    check_flag,
     check_predicate,
     check_seconds,
 )
 from .._errors import PoolClosed, PoolError, PoolTimeout
 from .._records import Entry, LostRef
+from .._reprs import show
 from .._stats import PoolStats
 from .._synchronization import (
     BoundedCall,
@@ -66,6 +66,7 @@ from .._synchronization import (
     CallTimeout,
     NotAwaitableError,
     call_within,
+    callable_check,
     sleep_until,
 )
 from .._types import Check, Factory, Releaser
@@ -94,16 +95,43 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _where(entry: Entry[Any]) -> str:
     """The line outside respool that acquired ``entry``'s resource, if recorded."""
-    if entry.site is None:
+    return _site_line(entry.site)
+
+
+def _site_line(site: traceback.StackSummary | None) -> str:
+    """``file:line in function``: the innermost frame of an acquire site outside respool."""
+    if site is None:
         return "an unrecorded place (set leak_timeout to record acquire sites)"
-    frame = next((f for f in entry.site if not f.filename.startswith(_PACKAGE)), entry.site[0])
+    frame = next((f for f in site if not f.filename.startswith(_PACKAGE)), site[0])
     return f"{frame.filename}:{frame.lineno} in {frame.name}"
 
 
-def _stack(entry: Entry[Any]) -> str:
-    if entry.site is None:
+def _stack(site: traceback.StackSummary | None) -> str:
+    if site is None:
         return "  (not recorded)\n"
-    return "".join(entry.site.format())
+    return "".join(site.format())
+
+
+@attrs.frozen
+class _Overdue:
+    """A lease that ended past ``leak_timeout``, as seen under the lock when it ended."""
+
+    resource: object
+    held: float  # seconds
+    site: traceback.StackSummary | None
+    reported: bool  # a warning was logged while it was held
+
+
+@attrs.frozen
+class _Leases:
+    """The leases held past ``leak_timeout`` when a caller timed out."""
+
+    count: int
+    oldest: float  # seconds the oldest has been held
+    site: traceback.StackSummary | None  # where the oldest was acquired
+
+
+_Facts = tuple[PoolStats, BaseException | None, float, _Leases | None]
 
 
 def _qualname(fn: object) -> str:
@@ -149,7 +177,10 @@ _SLOT = _Slot()
 
 
 class _Duplicate(Exception):
-    """The factory returned an object the pool already holds (raised under the lock)."""
+    """The factory returned what the pool cannot take: an object it already holds, or None.
+
+    Raised under the lock by ``_register``, which has freed the slot already.
+    """
 
 
 class _Waiter(Generic[T]):
@@ -243,11 +274,14 @@ class Pool(Generic[T]):
             rollback); if it returns ``False`` or raises, the resource is
             closed instead of pooled.
         leak_timeout: seconds a caller may hold a resource before the pool
-            logs a warning naming where it was acquired (and again when it
-            comes back); ``None`` (default) turns this off.  Leases are
-            looked at on every ``acquire`` and ``stats()``.
-        cleanup_timeout: seconds allowed to each ``reset`` and releaser call,
-            or ``None`` (default) to let them run as long as they take;
+            logs a warning naming where it was acquired; ``None`` (default)
+            turns this off.  Leases are looked at on every ``acquire`` and
+            ``stats()``; one that comes back past the limit is always logged,
+            with its holding time and acquire stack, and a ``PoolTimeout``
+            names the leases held past it.
+        cleanup_timeout: seconds (more than 0) allowed to each ``reset`` and
+            releaser call, or ``None`` (default) to let them run as long as
+            they take;
             with it set, they run in a thread of their own, and one still
             running then is left behind: a releaser's resource counts as
             closed, a reset's is closed when the reset ends.
@@ -261,10 +295,17 @@ class Pool(Generic[T]):
     garbage-collected) is noticed if the resource supports weak references:
     a ``ResourceWarning`` names where it was acquired, and its slot is freed.
 
+    A coroutine function as factory, releaser, check or reset is refused:
+    called in a thread, it would only hand back a coroutine, never run.
+
     Raises:
-        TypeError: a non-callable factory, releaser, check or reset, or
-            non-numeric sizes.
-        ValueError: ``pool_size < 1``, negative seconds, ``max_backoff`` 0.
+        TypeError: a non-callable factory, releaser, check or reset, or a
+            coroutine function as one, a
+            non-numeric size or number of seconds (a bool is neither, and
+            ``check_interval`` cannot be ``None``), or a ``lifo`` that is not
+            a bool.
+        ValueError: ``pool_size < 1``, negative seconds, ``max_backoff`` or
+            ``cleanup_timeout`` 0.
     """
 
     def __init__(
@@ -287,10 +328,10 @@ class Pool(Generic[T]):
         fatal: Fatal = None,
         create_timeout: float | _Default | None = _DEFAULT,
     ) -> None:
-        check_callable("factory", factory, optional=False)
-        check_callable("releaser", releaser)
-        check_callable("check", check)
-        check_callable("reset", reset)
+        callable_check("factory", factory, optional=False)
+        callable_check("releaser", releaser)
+        callable_check("check", check)
+        callable_check("reset", reset)
         self._factory = factory
         self._name = f"{type(self).__name__}({_qualname(factory)})"  # in log lines
         self._releaser = releaser
@@ -299,9 +340,10 @@ class Pool(Generic[T]):
         self._pool_size = check_count("pool_size", pool_size, 1)
         self._recycle = check_seconds("pool_recycle", pool_recycle) or math.inf
         self._acquire_timeout = check_seconds("acquire_timeout", acquire_timeout)
-        self._check_interval = check_seconds("check_interval", check_interval) or 0.0
+        self._check_interval = check_seconds("check_interval", check_interval, optional=False)
         self._leak_timeout = check_seconds("leak_timeout", leak_timeout)
-        self._cleanup_timeout = check_seconds("cleanup_timeout", cleanup_timeout)
+        # 0 would cut every reset and releaser short before it could run.
+        self._cleanup_timeout = check_seconds("cleanup_timeout", cleanup_timeout, positive=True)
         self._max_backoff = check_seconds("max_backoff", max_backoff) or 0.0
         self._is_closed = check_predicate("is_closed", is_closed)
         self._discard_on = check_exception_types("discard_on", discard_on)
@@ -312,7 +354,7 @@ class Pool(Generic[T]):
             self._create_timeout = check_seconds("create_timeout", create_timeout)
         if not self._max_backoff:
             raise ValueError(f"max_backoff must be > 0 seconds, got {max_backoff}")
-        self._lifo = bool(lifo)
+        self._lifo = check_flag("lifo", lifo)
         self._sites = leak_timeout is not None or _tracking.watching()
         self._plain = reset is None and leak_timeout is None and is_closed is None
         self._vets = check is not None or is_closed is not None
@@ -328,10 +370,6 @@ class Pool(Generic[T]):
         self._generation = 0
         self._closed = False
         self._last_error: BaseException | None = None
-        self._last_error_at = 0.0
-        self._created = self._closed_count = self._acquired = 0
-        self._timeouts = self._create_errors = self._close_errors = 0
-        self._broken = self._lost_count = 0
         self._start_empty()
         _POOLS.add(self)
         _tracking.pool_created(self)
@@ -411,7 +449,7 @@ class Pool(Generic[T]):
         if to_close is not None:
             self._close_and_free(to_close)
         if overdue is not None:
-            self._log_returned(entry, overdue)
+            self._log_returned(overdue)
 
     def discard(self, resource: T) -> None:
         """Close a leased resource the holder knows is broken, instead of releasing it.
@@ -423,11 +461,11 @@ class Pool(Generic[T]):
         Raises:
             PoolError: this pool does not currently lease ``resource``.
         """
-        entry, to_close, overdue = self._take_back(resource, "discard", False)
+        _, to_close, overdue = self._take_back(resource, "discard", False)
         if to_close is not None:
             self._close_and_free(to_close)
         if overdue is not None:
-            self._log_returned(entry, overdue)
+            self._log_returned(overdue)
 
     def lease(self, timeout: float | None = None) -> Lease[T]:
         """``with pool.lease() as resource:`` acquire, then always release.
@@ -496,18 +534,25 @@ class Pool(Generic[T]):
         self._close_all(stale, log=True)
         return len(stale)
 
-    def dispose(self) -> None:
+    def dispose(self, *, raise_errors: bool = False) -> None:
         """Close the pool; idempotent.
 
         Idle resources are closed now; every waiter and every later
         ``acquire`` gets :class:`PoolClosed`; a resource leased before is
         closed when it is released (without error).
 
+        Every idle resource is tried.  A releaser error is counted and logged
+        on the ``respool`` logger (a WARNING naming the resource, with the
+        error's traceback: one record per error), and ``dispose`` returns.
+
+        Args:
+            raise_errors: raise the releaser errors instead (none is logged).
+
         Raises:
-            ExceptionGroup: the releaser errors, raised together after every
-                idle resource was tried.
+            ExceptionGroup: with ``raise_errors=True``, the releaser errors,
+                raised together after every idle resource was tried.
         """
-        self._check_loop()
+        gone = self._check_loop_or_rebind()
         with self._lock:
             if self._closed:
                 return
@@ -516,18 +561,43 @@ class Pool(Generic[T]):
             self._idle.clear()
             while (waiter := self._next_waiter()) is not None:
                 waiter.closed = True
-                waiter.event.set()
+                try:
+                    waiter.event.set()
+                except RuntimeError:
+                    if not gone:
+                        raise  # else its loop is gone: there is nobody to wake
                 if waiter.creation is not None:  # it is not waiting for it any more
                     waiter.creation.owner = None
                     waiter.creation = None
             creations = [c.stop for c in self._creations if c.stop is not None]
         for stop in creations:  # what they made would only be closed: stop them
-            stop()
-        errors = self._close_all(idle, log=False)
-        if errors:
+            try:
+                stop()
+            except RuntimeError:
+                if not gone:
+                    raise
+        failed: list[tuple[Entry[T], Exception]] = []
+        interrupted: BaseException | None = None
+        for entry in idle:  # one at a time, to name each resource whose releaser failed
+            try:
+                failed += [(entry, error) for error in self._close_all([entry], log=False)]
+            except BaseException as exc:  # finish the batch (see _close_all), then re-raise
+                interrupted = interrupted or exc
+        if failed and raise_errors and interrupted is None:
             raise ExceptionGroup(
-                f"{len(errors)} of {len(idle)} idle resources failed to close on dispose", errors
+                f"{len(failed)} of {len(idle)} idle resources failed to close on dispose",
+                [error for _, error in failed],
             )
+        hint = " (the pool's loop had ended: the resource may have belonged to it)" if gone else ""
+        for entry, error in failed:
+            logger.warning(
+                "dispose: the releaser failed to close %s%s",
+                show(entry.resource),
+                hint,
+                exc_info=error,
+            )
+        if interrupted is not None:
+            raise interrupted
 
     def stats(self) -> PoolStats:
         """A consistent snapshot of the pool's gauges and counters.
@@ -553,7 +623,13 @@ class Pool(Generic[T]):
         return self._closed
 
     def __enter__(self) -> Pool[T]:
-        """``with pool:`` returns the pool itself."""
+        """``with pool:`` returns the pool itself.
+
+        Raises:
+            PoolClosed: the pool was disposed.
+        """
+        if self._closed:
+            raise PoolClosed(self._closed_message())
         return self
 
     def __exit__(
@@ -741,8 +817,8 @@ class Pool(Generic[T]):
         """``check`` said broken: close the resource, keep the slot for a replacement."""
         logger.warning(
             "check failed on %s (%s); closing it",
-            reprlib.repr(entry.resource),
-            "it returned False" if error is None else repr(error),
+            show(entry.resource),
+            "it returned False" if error is None else show(error),
         )
         with self._lock:
             self._unlease(entry, taken=False)
@@ -883,7 +959,7 @@ class Pool(Generic[T]):
         try:
             return bool(fatal(error))
         except Exception:
-            logger.exception("fatal=%r raised; treating the factory error as fatal", fatal)
+            logger.exception("fatal=%s raised; treating the factory error as fatal", show(fatal))
             return True
 
     def _run_creation(self, creation: _Creation[T]) -> None:
@@ -1007,6 +1083,9 @@ class Pool(Generic[T]):
             if not closing.slot:  # still closing at the deadline
                 closing.abandoned = True
                 facts = self._timeout_facts()
+            elif closing.failed is not None:
+                self._free_slot()
+                raise closing.failed
             elif self._idle or self._closed:
                 self._free_slot()
                 return None
@@ -1040,13 +1119,13 @@ class Pool(Generic[T]):
                 return self._check_in(entry, entry.last_used == -math.inf)
             self._unlease(entry)
             self._broken += 1
-        if not isinstance(error, Exception):
+        if not isinstance(error, Exception) or isinstance(error, NotAwaitableError):
             self._close_and_free(entry)
+            if isinstance(error, NotAwaitableError):  # a plain reset: a mistake, raised
+                raise error.about("reset", "its resource was closed, not pooled") from None
             raise error
         if error is not _RESET_REFUSED:
-            logger.warning(
-                "reset failed on %s (%r); closing it", reprlib.repr(entry.resource), error
-            )
+            logger.warning("reset failed on %s (%s); closing it", show(entry.resource), show(error))
         return entry
 
     def _hand_out(self, entry: Entry[T]) -> T:
@@ -1079,7 +1158,7 @@ class Pool(Generic[T]):
         try:
             return bool(cast(Callable[[T], object], self._is_closed)(resource))
         except Exception as exc:
-            logger.warning("is_closed raised on %s (%r); closing it", reprlib.repr(resource), exc)
+            logger.warning("is_closed raised on %s (%s); closing it", show(resource), show(exc))
             return True
 
     def _lease(self, entry: Entry[T]) -> None:
@@ -1101,7 +1180,12 @@ class Pool(Generic[T]):
             self._holding.pop(entry, None)
 
     def _register(self, resource: T, generation: int) -> Entry[T]:
-        """A factory call returned: its slot now holds a live resource."""
+        """A factory call returned: its slot now holds a live resource.
+
+        Raises ``_Duplicate`` (slot freed, nothing counted) for a resource the
+        pool already holds, or for ``None``, which cannot be told apart from
+        a resource its holder has (see ``Entry``).
+        """
         self._creating -= 1
         self._failures = 0
         self._backoff_until = 0.0
@@ -1152,21 +1236,23 @@ class Pool(Generic[T]):
         return self._now() - self._outage_since, self._failures
 
     def _log_outage(self, error: BaseException, attempts: int) -> None:
+        if not logger.isEnabledFor(logging.WARNING):
+            return
         if attempts == 1:
             logger.warning(
-                "%s: the factory failed (%r); retrying with backoff (up to %gs apart) "
+                "%s: the factory failed (%s); retrying with backoff (up to %gs apart) "
                 "while it fails",
                 self._name,
-                error,
+                show(error),
                 self._max_backoff,
             )
         else:
             logger.warning(
-                "%s: the factory is still failing after %d attempts over %.1fs; last error: %r",
+                "%s: the factory is still failing after %d attempts over %.1fs; last error: %s",
                 self._name,
                 attempts,
                 self._now() - self._outage_since,
-                error,
+                show(error),
             )
 
     def _release_problem(self, entry: Entry[T] | None, resource: T) -> str | None:
@@ -1181,12 +1267,12 @@ class Pool(Generic[T]):
 
     def _take_back(
         self, resource: T, how: str, suspect: bool
-    ) -> tuple[Entry[T], Entry[T] | None, float | None]:
+    ) -> tuple[Entry[T], Entry[T] | None, _Overdue | None]:
         """Take a resource back from its holder, or raise :class:`PoolError`.
 
-        Returns its record, what must be closed now, and how long it was held
-        if it was reported as a leak.  ``reset``, when the pool has one, is
-        left to the caller.
+        Returns its record, what must be closed now, and, if it was held past
+        ``leak_timeout``, what the warning about it will say.  ``reset``, when
+        the pool has one, is left to the caller.
         """
         self._check_loop()
         with self._lock:
@@ -1194,7 +1280,7 @@ class Pool(Generic[T]):
             problem = self._release_problem(entry, resource)
             if entry is not None and problem is None:
                 entry.resource = resource
-                overdue = self._now() - entry.leased_at if entry.reported else None
+                overdue = self._overdue(entry, resource)
                 if how == "discard":
                     self._unlease(entry)
                     self._broken += 1
@@ -1206,9 +1292,16 @@ class Pool(Generic[T]):
                     return entry, None, overdue
                 return entry, self._check_in(entry, suspect), overdue
         advice = "release or discard each acquired resource exactly once, or use `lease()`"
-        raise PoolError(
-            f"{how}({reprlib.repr(resource)}): this {type(self).__name__} {problem}; {advice}"
-        )
+        raise PoolError(f"{how}({show(resource)}): this {type(self).__name__} {problem}; {advice}")
+
+    def _overdue(self, entry: Entry[T], resource: T) -> _Overdue | None:
+        """Under the lock: the facts for a warning, if ``entry`` was held past ``leak_timeout``."""
+        if self._leak_timeout is None:
+            return None
+        held = self._now() - entry.leased_at
+        if held < self._leak_timeout and not entry.reported:
+            return None
+        return _Overdue(resource, held, entry.site, entry.reported)
 
     def _return_quickly(self, resource: T, suspect: bool) -> bool:
         """The common release in one lock round trip; ``False`` if it needs more.
@@ -1355,9 +1448,15 @@ class Pool(Generic[T]):
                 self._free_slot()
 
     def _start_empty(self) -> None:
+        """Every gauge and counter at zero, and a fresh lock: a new pool, or a forked child's."""
         self._lock = StateLock()
         self._slots = self._creating = self._leased = self._waiting = self._creators = 0
         self._creations: set[_Creation[T]] = set()  # running in the background
+        self._created = self._closed_count = self._acquired = 0
+        self._timeouts = self._create_errors = self._close_errors = 0
+        self._broken = self._lost_count = 0
+        self._last_error = None
+        self._last_error_at = 0.0
         self._failures = 0
         self._backoff_until = self._outage_since = self._outage_logged = 0.0
         self._self_ref = weakref.ref(self)
@@ -1365,8 +1464,9 @@ class Pool(Generic[T]):
     def _forget_after_fork(self) -> None:
         """In a child process after ``os.fork()``: every resource is the parent's.
 
-        The child neither hands them out nor closes them; it starts empty.
-        (Another thread may have held the lock at the fork: it gets a new one.)
+        The child neither hands them out nor closes them; it starts empty, its
+        counters at zero (they count what the child does).  (Another thread
+        may have held the lock at the fork: it gets a new one.)
         """
         for entry in self._alive.values():
             entry.ref = None
@@ -1397,26 +1497,45 @@ class Pool(Generic[T]):
             lost=self._lost_count,
         )
 
-    def _timeout_facts(self) -> tuple[PoolStats, BaseException | None, float]:
+    def _timeout_facts(self) -> _Facts:
         """Under the lock: count a timeout and note what its message will say."""
         self._timeouts += 1
-        return self._stats(), self._last_error, self._now() - self._last_error_at
+        now = self._now()
+        return self._stats(), self._last_error, now - self._last_error_at, self._overdue_leases(now)
 
-    def _timeout_error(
-        self,
-        facts: tuple[PoolStats, BaseException | None, float],
-        timeout: float | None,
-        what: str,
-    ) -> PoolTimeout:
+    def _overdue_leases(self, now: float) -> _Leases | None:
+        """Under the lock: the leases held past ``leak_timeout`` (a scan: timeouts only)."""
+        limit = self._leak_timeout
+        if limit is None:
+            return None
+        overdue = [
+            e
+            for e in self._alive.values()
+            if e.leased and e.handed is None and now - e.leased_at >= limit
+        ]
+        if not overdue:
+            return None
+        oldest = min(overdue, key=lambda e: e.leased_at)
+        return _Leases(len(overdue), now - oldest.leased_at, oldest.site)
+
+    def _timeout_error(self, facts: _Facts, timeout: float | None, what: str) -> PoolTimeout:
         # Built outside the lock: repr() of the factory's error is user code.
-        stats, last, ago = facts
+        stats, last, ago, leases = facts
         seconds = self._acquire_timeout if timeout is None else timeout
         if last is None:
             cause = "no factory errors so far"
         else:
-            cause = f"last factory error ({ago:.1f}s ago): {last!r}"
+            cause = f"last factory error ({ago:.1f}s ago): {show(last)}"
+        held = ""
+        if leases is not None:
+            held = (
+                f"; {leases.count} lease{'s' if leases.count > 1 else ''} held past "
+                f"leak_timeout={self._leak_timeout:g}s, the oldest for {leases.oldest:.1f}s, "
+                f"acquired at {_site_line(leases.site)}"
+            )
         error = PoolTimeout(
-            f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); {cause}",
+            f"{type(self).__name__}: no resource after {seconds:g}s {what} ({stats}); "
+            f"{cause}{held}",
             stats,
             last,
         )
@@ -1430,11 +1549,11 @@ class Pool(Generic[T]):
     def _duplicate_error(self, resource: object) -> PoolError:
         if resource is None:
             return PoolError(
-                "the factory returned None; a factory must return the new resource "
-                "(return it, do not only store it)"
+                "the factory returned None: a factory must return the resource it made "
+                "(is a `return` missing?); nothing was pooled and its slot is free"
             )
         return PoolError(
-            f"the factory returned {reprlib.repr(resource)}, which this pool already "
+            f"the factory returned {show(resource)}, which this pool already "
             "holds; a factory must return a new resource on every call"
         )
 
@@ -1485,21 +1604,25 @@ class Pool(Generic[T]):
                     break
                 del self._holding[entry]
                 entry.reported = True
-                overdue.append((entry, entry.current(), now - entry.leased_at))
-        for entry, resource, held in overdue:
+                overdue.append((entry.current(), now - entry.leased_at, entry.site))
+        for resource, held, site in overdue:
             logger.warning(
                 "%s has been held for %.1fs (leak_timeout=%gs); it was acquired at:\n%s",
-                reprlib.repr(resource),
+                show(resource),
                 held,
                 limit,
-                _stack(entry),
+                _stack(site),
             )
 
-    def _log_returned(self, entry: Entry[T], held: float) -> None:
+    def _log_returned(self, overdue: _Overdue) -> None:
+        """A lease held past ``leak_timeout`` ended: always worth a warning, reported or not."""
         logger.warning(
-            "%s came back after %.1fs (it was reported as a possible leak)",
-            reprlib.repr(entry.resource),
-            held,
+            "%s came back after %.1fs, held past leak_timeout=%gs%s; it was acquired at:\n%s",
+            show(overdue.resource),
+            overdue.held,
+            self._leak_timeout,
+            " (it was reported as a possible leak while held)" if overdue.reported else "",
+            _stack(overdue.site),
         )
 
     def _outstanding(self) -> list[tuple[object, traceback.StackSummary | None]]:
@@ -1545,6 +1668,8 @@ class Pool(Generic[T]):
                     del self._alive[entry.key]
                     entry.ref = None
                     self._closed_count += 1
+        if isinstance(error, NotAwaitableError):  # a plain releaser: a mistake, raised
+            raise error.about("releaser", "it ran; its resource counts as closed") from None
         return error
 
     def _closed_late(
@@ -1568,8 +1693,15 @@ class Pool(Generic[T]):
         self._log_close_error(entry, error)
 
     def _close_in_background(self, entry: Entry[T], closing: _Waiter[T]) -> None:
-        """Close a resource an acquire met; hand its slot to that caller if still there."""
-        error = self._close(entry)
+        """Close a resource an acquire met; hand its slot to that caller if still there.
+
+        It runs in the background and never raises (nothing would catch it).
+        """
+        error: BaseException | None
+        try:
+            error = self._close(entry)
+        except BaseException as exc:  # a plain releaser (TypeError), the loop ending
+            error = exc
         with self._lock:
             if entry.late:
                 pass  # its slot is freed when the releaser ends
@@ -1577,14 +1709,15 @@ class Pool(Generic[T]):
                 self._free_slot()
             else:
                 closing.slot = True
+                if isinstance(error, NotAwaitableError):  # a mistake: its caller raises it
+                    closing.failed, error = error, None
                 closing.event.set()
-        self._log_close_error(entry, error)
+        if isinstance(error, Exception):
+            self._log_close_error(entry, error)
 
     def _log_close_error(self, entry: Entry[T], error: Exception | None) -> None:
         if error is not None:
-            logger.error(
-                "releaser failed to close %s", reprlib.repr(entry.resource), exc_info=error
-            )
+            logger.error("releaser failed to close %s", show(entry.resource), exc_info=error)
 
     def _close_all(self, entries: list[Entry[T]], *, log: bool) -> list[Exception]:
         """Close resources taken out of the pool, every one, and free their slots."""
@@ -1621,6 +1754,21 @@ class Pool(Generic[T]):
         if problem is not None:
             raise PoolError(problem)
         self._now = guard.clock  # bound now: the loop's clock
+
+    def _check_loop_or_rebind(self) -> bool:
+        """``_check_loop``, for ``dispose``: a pool whose loop has ended binds to this one.
+
+        Returns whether it did (nothing can ever run on the loop it had).
+        """
+        try:
+            self._check_loop()
+        except PoolError:
+            if not self._guard.bound_loop_is_gone():
+                raise
+            self._guard = LoopGuard()
+            self._check_loop()
+            return True
+        return False
 
     def _cleanup_deadline(self) -> float | None:
         if self._cleanup_timeout is None:
