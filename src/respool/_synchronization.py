@@ -304,13 +304,17 @@ class Event:
         self._lock.release()
 
     def wait(self, deadline: float | None) -> bool:
-        """Block until set or until the deadline passes; return whether set."""
+        """Block until set or until the deadline passes (never earlier); return whether set."""
         if deadline is None:
             return self._lock.acquire()
-        remaining = deadline - time.monotonic()
-        if remaining > threading.TIMEOUT_MAX:
-            return self._lock.acquire()
-        return self._lock.acquire(timeout=max(0.0, remaining))
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining > threading.TIMEOUT_MAX:
+                return self._lock.acquire()
+            if self._lock.acquire(timeout=max(0.0, remaining)):
+                return True
+            if remaining <= 0 or time.monotonic() >= deadline:  # else woken a hair early
+                return False
 
 
 # -- pausing between retries ----------------------------------------------------

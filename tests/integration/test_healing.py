@@ -164,7 +164,10 @@ def wait_for_no_backends(pg_admin: PgAdmin, name: str) -> None:
 
 def kill_everything_the_pool_holds(pg_admin: PgAdmin, backends: Backends, name: str) -> set[int]:
     held = backends.alive()
-    assert held == server_pids(pg_admin, name), (held, server_pids(pg_admin, name))
+    deadline = time.monotonic() + WAIT  # a closed connection's backend may take a moment to go
+    while (seen := server_pids(pg_admin, name)) != held and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert held == seen, (held, seen)
     pg_admin.terminate(held)  # returns once the server has let them go
     return held
 
