@@ -69,11 +69,12 @@ PHRASES = [
     ("``async (T) -> object`` tests", "``(T) -> object`` tests"),
     ("``async (T) -> object`` runs", "``(T) -> object`` runs"),
     (
-        "            one still running then is cancelled and its resource counted\n"
-        "            as closed.",
-        "            with it set, they run in a thread of their own, and one still\n"
-        "            running then is left behind: a releaser's resource counts as\n"
-        "            closed, a reset's is closed when the reset ends.",
+        "            they take; one still running then is cancelled and its resource\n"
+        "            counted as closed.",
+        "            they take; with it set, they run in a thread of their own, and\n"
+        "            one still running then is left behind: a releaser's resource\n"
+        "            stays counted alive, its slot taken, until the releaser returns;\n"
+        "            a reset's resource is closed when the reset ends.",
     ),
     ("            TypeError: the factory or ``check`` is not async.\n", ""),
     (
@@ -102,10 +103,12 @@ PHRASES = [
         "        pool's short internal lock.\n",
     ),
     (
-        "A factory call cut short is\n                cancelled and its slot freed.",
-        "A factory call cut short (it\n"
+        "A factory call under way is\n"
+        "                not cut short: it finishes in the background (within\n"
+        "                ``create_timeout``) and its resource goes to the next waiter.",
+        "A factory call under way (it\n"
         "                runs in a thread of its own when a timeout applies) goes on;\n"
-        "                what it returns joins the pool.",
+        "                what it returns goes to the next waiter or joins the pool.",
     ),
     ("            PoolError: the pool belongs to another event loop.\n", ""),
     ("            PoolError: the pool belongs to another event loop, one still alive.\n", ""),
@@ -120,11 +123,11 @@ PHRASES = [
     ),
     (
         "        On cancellation nothing is lost: a resource or slot handed to this\n"
-        "        caller at that moment goes to the next waiter, a factory call under\n"
-        "        way is cancelled and its slot freed.\n",
+        "        caller at that moment goes to the next waiter, and a factory call\n"
+        "        under way finishes in the background for whoever is next.\n",
         "        If the wait is interrupted (``KeyboardInterrupt``) nothing is lost: a\n"
         "        resource or slot handed to this caller at that moment goes to the\n"
-        "        next waiter, and a factory call under way joins the pool when done.\n",
+        "        next waiter, and a factory call under way finishes for whoever is next.\n",
     ),
     (
         "        Never waits for anything but ``reset`` and the releaser, each bounded\n"
@@ -150,8 +153,8 @@ PHRASES = [
         "        raises.\n",
     ),
     (
-        "        On cancellation the factory call under way is cancelled and its slot\n"
-        "        freed; resources made so far stay.\n",
+        "        On cancellation the factory call under way finishes in the background\n"
+        "        (its resource joins the pool); resources made so far stay.\n",
         "        Resources made so far stay when it fails or times out.\n",
     ),
     (

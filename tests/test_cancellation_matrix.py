@@ -7,7 +7,8 @@ behaviours, for all 4**4 = 256 combinations, under asyncio and trio:
 * ``fails``: raises (``check`` alternately raises and returns ``False``);
 * ``slow``: sleeps a little, then works;
 * ``never``: never returns (sleeps forever; the pool must cut it short:
-  the factory and ``check`` by the acquire's timeout, the releaser and
+  ``check`` by the acquire's timeout, the factory by ``create_timeout`` (a
+  factory call outlives the caller who gave up on it), the releaser and
   ``reset`` by ``cleanup_timeout``).
 
 A misbehaving hook misbehaves on a seeded random half of its calls, not on

@@ -254,7 +254,7 @@ class Pool(Generic[T]):
         releaser: ``(T) -> object`` closes one, or ``None`` if there is
             nothing to close.
         pool_size: the most resources alive at once, counting those being
-            created.
+            created and those being closed.
         pool_recycle: seconds after its *creation* past which a resource is
             never handed out again (closed on acquire or release instead);
             each resource's limit is cut by a random 0-5 % so resources made
@@ -270,6 +270,8 @@ class Pool(Generic[T]):
             within the same timeout.  ``None`` (default) trusts idle resources.
         check_interval: a resource used less than this many seconds ago is
             handed out without a check (default 0.5); ``0`` checks every time.
+            A resource whose ``lease()`` body raised is checked next time
+            regardless.
         reset: ``(T) -> object`` runs on every release (say a
             rollback); if it returns ``False`` or raises, the resource is
             closed instead of pooled.
@@ -281,13 +283,31 @@ class Pool(Generic[T]):
             names the leases held past it.
         cleanup_timeout: seconds (more than 0) allowed to each ``reset`` and
             releaser call, or ``None`` (default) to let them run as long as
-            they take;
-            with it set, they run in a thread of their own, and one still
-            running then is left behind: a releaser's resource counts as
-            closed, a reset's is closed when the reset ends.
+            they take; with it set, they run in a thread of their own, and
+            one still running then is left behind: a releaser's resource
+            stays counted alive, its slot taken, until the releaser returns;
+            a reset's resource is closed when the reset ends.
         max_backoff: while the factory keeps failing, creation is retried
             after a pause that starts at 0.05 s and doubles up to this many
             seconds (default 2), each pause shortened by a random up to 50 %.
+            The first failure of an outage is logged (WARNING), then at most
+            one line every 10 s, and its end (INFO).
+        is_closed: ``(T) -> object``, a plain, quick predicate (say
+            ``asyncpg.Connection.is_closed``) asked on every hand-out of an
+            idle resource and on every return, never skipped by
+            ``check_interval``; true (or raising) means dead: the resource is
+            closed and the caller gets another one within its timeout.
+        discard_on: exception types that, raised out of a ``lease()`` body,
+            make the lease discard its resource instead of releasing it
+            (the exception still propagates).
+        fatal: factory errors not worth retrying (exception types, or a
+            predicate on the error): such an error ends the acquire at once
+            and is raised as itself; others are retried with backoff.
+        create_timeout: seconds one factory call may take, from its start,
+            whoever waits for it (default: ``acquire_timeout``).  A factory
+            call runs in the background: a caller who gives up leaves it to
+            finish, and its resource goes to the oldest waiter or the idle
+            set.
 
     Any thread may use the pool; every method is thread-safe.
 
@@ -395,16 +415,17 @@ class Pool(Generic[T]):
                 that needs no check or fails at once.
 
         Raises:
-            PoolTimeout: the timeout passed.  A factory call cut short (it
+            PoolTimeout: the timeout passed.  A factory call under way (it
                 runs in a thread of its own when a timeout applies) goes on;
-                what it returns joins the pool.  The message carries the pool's
-                counts and the last factory error, which is also its
-                ``__cause__`` if it happened within the timeout's span.
+                what it returns goes to the next waiter or joins the pool.
+                The message carries the pool's counts and the last factory
+                error, which is also its ``__cause__`` if it happened within
+                the timeout's span or the factory is still failing.
             PoolClosed: the pool was disposed, before or during the wait.
 
         If the wait is interrupted (``KeyboardInterrupt``) nothing is lost: a
         resource or slot handed to this caller at that moment goes to the
-        next waiter, and a factory call under way joins the pool when done.
+        next waiter, and a factory call under way finishes for whoever is next.
         """
         claim = self._first_claim(timeout)
         if not isinstance(claim, Entry):
@@ -672,12 +693,14 @@ class Pool(Generic[T]):
                 step = self._replace(step.entry, deadline, timeout)
             elif isinstance(step, _Slot):
                 step = self._create(deadline, timeout, lease=True)
-            else:  # look again
+            else:  # look again, ahead of those who came later
                 with self._lock:
-                    step = self._claim(self._now())
+                    step = self._claim(self._now(), front=True)
         return step
 
-    def _claim(self, now: float) -> Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T]:
+    def _claim(
+        self, now: float, front: bool = False
+    ) -> Entry[T] | _Slot | _Waiter[T] | _Vet[T] | _Stale[T]:
         """Under the lock: an idle resource, a slot to create in, or a place in line."""
         if self._closed:
             raise PoolClosed(self._closed_message())
@@ -702,7 +725,7 @@ class Pool(Generic[T]):
             self._slots += 1
             self._creating += 1
             return _SLOT
-        return self._enqueue(front=False)
+        return self._enqueue(front=front)
 
     def _enqueue(self, *, front: bool) -> _Waiter[T]:
         waiter: _Waiter[T] = _Waiter(self._guard.new_event())
@@ -854,7 +877,7 @@ class Pool(Generic[T]):
                 resume, now = self._backoff_until, self._now()
                 if lease and self._idle:  # returned while its factory call failed: take it
                     self._creation_failed()
-                    return self._claim(now)
+                    return self._claim(now, front=True)
                 if deadline is not None and deadline <= now:  # timeout=0: nothing to wait for
                     self._creation_failed()
                     facts = self._timeout_facts()
@@ -992,9 +1015,10 @@ class Pool(Generic[T]):
             return
         to_close: Entry[T] | None = None
         refused = False
+        wake: _Waiter[T] | None = None  # woken once the log line is out
+        outage = None
         with self._lock:
             owner = self._settle(creation)
-            outage = self._outage_over()
             if self._lost:  # a dead resource's id may have been reused by this one
                 self._recover_lost()
             if resource is None or id(resource) in self._alive:
@@ -1005,24 +1029,27 @@ class Pool(Generic[T]):
                 else:
                     self._creation_failed()
             else:
+                outage = self._outage_over()
                 entry = self._register(resource, creation.generation)
                 if owner is not None and creation.lease and not self._closed:
-                    self._lease(entry)  # its own caller, still in line
+                    self._lease(entry)  # its own caller, out of line: nobody else wakes it
                     owner.entry = entry
                     owner.fresh = True
                     entry.handed = owner
-                    owner.event.set()
+                    wake = owner
                 else:
                     to_close = self._put(entry, entry.last_used)
                     if owner is not None:  # prefill, waiting for it
                         owner.fresh = to_close is None
-                        owner.event.set()
+                        wake = owner
         if outage is not None:
             logger.info(
                 "%s: the factory works again after %.1fs and %d failed attempts",
                 self._name,
                 *outage,
             )
+        if wake is not None:
+            wake.event.set()
         if refused and owner is None:
             logger.error(
                 "discarding what the factory returned after its caller left",
@@ -1080,6 +1107,9 @@ class Pool(Generic[T]):
                     self._free_slot()
             raise
         with self._lock:
+            if not closing.slot and entry.late and not self._closed:
+                closing.abandoned = True
+                return None  # its releaser runs on, holding the slot: look again
             if not closing.slot:  # still closing at the deadline
                 closing.abandoned = True
                 facts = self._timeout_facts()
@@ -1703,8 +1733,9 @@ class Pool(Generic[T]):
         except BaseException as exc:  # a plain releaser (TypeError), the loop ending
             error = exc
         with self._lock:
-            if entry.late:
-                pass  # its slot is freed when the releaser ends
+            if entry.late:  # its slot is freed when the releaser ends: the caller looks again
+                if not closing.abandoned:
+                    closing.event.set()
             elif closing.abandoned:  # the caller left (timeout): the slot goes to the line
                 self._free_slot()
             else:
