@@ -369,3 +369,45 @@ def test_pool_takes_a_class_whose_instances_are_async_callables() -> None:
     with pool.lease(timeout=1) as made:
         assert isinstance(made, AsyncCallable)
     pool.dispose()
+
+
+@pytest.mark.parametrize("timeout", [3.0, None])
+def test_a_caller_waiting_for_a_late_releaser_is_served_when_it_returns(
+    timeout: float | None,
+) -> None:
+    """A stale idle resource's releaser outlives cleanup_timeout (a thread cannot be cut
+    short): the caller that met it gets the slot when the releaser returns, neither at its
+    own deadline nor never (found by the docs review of issue 9)."""
+    closing = threading.Event()
+
+    def slow_close(resource: Resource) -> None:
+        closing.set()
+        time.sleep(0.5)
+        resource.closed = True
+
+    made = iter(range(100))
+    pool = Pool(
+        lambda: Resource(next(made)),
+        slow_close,
+        pool_size=1,
+        pool_recycle=0.05,
+        cleanup_timeout=0.05,
+        acquire_timeout=timeout,
+    )
+    first = pool.acquire()
+    pool.release(first)
+    time.sleep(0.1)  # stale now: the next acquire closes it first
+    started = time.monotonic()
+    served: list[Resource] = []
+    worker = threading.Thread(target=lambda: served.append(pool.acquire()), daemon=True)
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive(), "the caller was never served"
+    waited = time.monotonic() - started
+    assert closing.is_set() and first.closed
+    assert served and served[0] is not first
+    assert waited < 2.5, waited  # served after the 0.5 s releaser, well before 3 s
+    stats = pool.stats()
+    assert (stats.size, stats.leased, stats.closed) == (1, 1, 1), stats
+    pool.release(served[0])
+    pool.dispose()
