@@ -42,6 +42,7 @@ NAMES = {
     "AsyncEvent": "Event",
     "AsyncShield": "Shield",
     "AsyncBoundedCall": "BoundedCall",
+    "AsyncHelpers": "Helpers",
     "AsyncLoopGuard": "LoopGuard",
     # respool._types
     "AsyncFactory": "Factory",

@@ -50,6 +50,7 @@ from .._stats import PoolStats
 from .._synchronization import (
     AsyncBoundedCall,
     AsyncEvent,
+    AsyncHelpers,
     AsyncLoopGuard,
     AsyncShield,
     AsyncStateLock,
@@ -243,6 +244,7 @@ class AsyncPool(Generic[T]):
 
         self._guard = AsyncLoopGuard()
         self._now = self._guard.clock
+        self._helpers = AsyncHelpers(factory, self._pool_size)  # threads for bounded calls
         self._idle: deque[Entry[T]] = deque()
         self._pop_idle = self._idle.pop if lifo else self._idle.popleft
         self._alive: dict[int, Entry[T]] = {}  # by id(resource): who is ours, and leased
@@ -444,7 +446,10 @@ class AsyncPool(Generic[T]):
             while (waiter := self._next_waiter()) is not None:
                 waiter.closed = True
                 waiter.event.set()
-        errors = await self._close_all(idle, log=False)
+        try:
+            errors = await self._close_all(idle, log=False)
+        finally:
+            self._helpers.close()
         if errors:
             raise ExceptionGroup(
                 f"{len(errors)} of {len(idle)} idle resources failed to close on dispose", errors
@@ -595,6 +600,7 @@ class AsyncPool(Generic[T]):
             functools.partial(check, entry.held()),
             functools.partial(self._adopt_held, entry, False),
             self._now,
+            self._helpers,
         )
         try:
             verdict = await call.run(deadline)
@@ -663,7 +669,7 @@ class AsyncPool(Generic[T]):
                 await self._pause(resume, deadline, timeout)
                 continue
             call = AsyncBoundedCall(
-                self._factory, functools.partial(self._adopt, generation), self._now
+                self._factory, functools.partial(self._adopt, generation), self._now, self._helpers
             )
             try:
                 resource = await call.run(deadline)
@@ -791,6 +797,7 @@ class AsyncPool(Generic[T]):
             functools.partial(reset, entry.held()),
             functools.partial(self._adopt_held, entry, True),
             self._now,
+            self._helpers,
         )
         error: BaseException | None = None
         try:
@@ -1203,7 +1210,10 @@ class AsyncPool(Generic[T]):
         try:
             if self._releaser is not None:
                 call = AsyncBoundedCall(
-                    functools.partial(self._releaser, entry.held()), _no_adoption, self._now
+                    functools.partial(self._releaser, entry.held()),
+                    _no_adoption,
+                    self._now,
+                    self._helpers,
                 )
                 with AsyncShield():
                     await call.run(limit, start=True)

@@ -51,6 +51,7 @@ from .._stats import PoolStats
 from .._synchronization import (
     BoundedCall,
     Event,
+    Helpers,
     LoopGuard,
     Shield,
     StateLock,
@@ -243,6 +244,7 @@ class Pool(Generic[T]):
 
         self._guard = LoopGuard()
         self._now = self._guard.clock
+        self._helpers = Helpers(factory, self._pool_size)  # threads for bounded calls
         self._idle: deque[Entry[T]] = deque()
         self._pop_idle = self._idle.pop if lifo else self._idle.popleft
         self._alive: dict[int, Entry[T]] = {}  # by id(resource): who is ours, and leased
@@ -435,7 +437,10 @@ class Pool(Generic[T]):
             while (waiter := self._next_waiter()) is not None:
                 waiter.closed = True
                 waiter.event.set()
-        errors = self._close_all(idle, log=False)
+        try:
+            errors = self._close_all(idle, log=False)
+        finally:
+            self._helpers.close()
         if errors:
             raise ExceptionGroup(
                 f"{len(errors)} of {len(idle)} idle resources failed to close on dispose", errors
@@ -586,6 +591,7 @@ class Pool(Generic[T]):
             functools.partial(check, entry.held()),
             functools.partial(self._adopt_held, entry, False),
             self._now,
+            self._helpers,
         )
         try:
             verdict = call.run(deadline)
@@ -654,7 +660,7 @@ class Pool(Generic[T]):
                 self._pause(resume, deadline, timeout)
                 continue
             call = BoundedCall(
-                self._factory, functools.partial(self._adopt, generation), self._now
+                self._factory, functools.partial(self._adopt, generation), self._now, self._helpers
             )
             try:
                 resource = call.run(deadline)
@@ -782,6 +788,7 @@ class Pool(Generic[T]):
             functools.partial(reset, entry.held()),
             functools.partial(self._adopt_held, entry, True),
             self._now,
+            self._helpers,
         )
         error: BaseException | None = None
         try:
@@ -1194,7 +1201,10 @@ class Pool(Generic[T]):
         try:
             if self._releaser is not None:
                 call = BoundedCall(
-                    functools.partial(self._releaser, entry.held()), _no_adoption, self._now
+                    functools.partial(self._releaser, entry.held()),
+                    _no_adoption,
+                    self._now,
+                    self._helpers,
                 )
                 with Shield():
                     call.run(limit, start=True)
