@@ -55,7 +55,9 @@ from .._synchronization import (
     AsyncShield,
     AsyncStateLock,
     NotAwaitableError,
+    async_ki_protected,
     async_sleep_until,
+    async_wrap_sigint_handler,
 )
 from .._types import AsyncCheck, AsyncFactory, AsyncReleaser
 
@@ -70,6 +72,7 @@ RECYCLE_JITTER = 0.05  # each resource's pool_recycle is cut by up to this fract
 FIRST_BACKOFF = 0.05  # seconds before the first retry of a failing factory; doubles
 
 
+@async_ki_protected
 def _on_lost(ref: LostRef) -> None:
     """A leased resource was garbage-collected: its holder never released it."""
     pool = ref.pool()
@@ -152,6 +155,7 @@ _RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released res
 _RESET_REFUSED = Exception("reset returned False")  # closes the resource quietly
 
 
+@async_ki_protected  # threads: KeyboardInterrupt waits until the bookkeeping is done
 class AsyncPool(Generic[T]):
     """A pool of resources for asyncio and trio code (through anyio).
 
@@ -261,6 +265,7 @@ class AsyncPool(Generic[T]):
         self._start_empty()
         _POOLS.add(self)
         _tracking.pool_created(self)
+        async_wrap_sigint_handler()
 
     # -- public API --------------------------------------------------------
 
@@ -1295,6 +1300,7 @@ class AsyncPool(Generic[T]):
         return now + seconds
 
 
+@async_ki_protected
 class AsyncLease(Generic[T]):
     """What :meth:`AsyncPool.lease` returns: ``async with`` it to hold a resource.
 

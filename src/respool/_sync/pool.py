@@ -56,7 +56,9 @@ from .._synchronization import (
     Shield,
     StateLock,
     NotAwaitableError,
+    ki_protected,
     sleep_until,
+    wrap_sigint_handler,
 )
 from .._types import Check, Factory, Releaser
 
@@ -71,6 +73,7 @@ RECYCLE_JITTER = 0.05  # each resource's pool_recycle is cut by up to this fract
 FIRST_BACKOFF = 0.05  # seconds before the first retry of a failing factory; doubles
 
 
+@ki_protected
 def _on_lost(ref: LostRef) -> None:
     """A leased resource was garbage-collected: its holder never released it."""
     pool = ref.pool()
@@ -153,6 +156,7 @@ _RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released res
 _RESET_REFUSED = Exception("reset returned False")  # closes the resource quietly
 
 
+@ki_protected  # threads: KeyboardInterrupt waits until the bookkeeping is done
 class Pool(Generic[T]):
     """A thread-safe pool of resources for threaded code.
 
@@ -193,7 +197,12 @@ class Pool(Generic[T]):
             after a pause that starts at 0.05 s and doubles up to this many
             seconds (default 2), each pause shortened by a random up to 50 %.
 
-    Any thread may use the pool; every method is thread-safe.
+    Any thread may use the pool; every method is thread-safe.  Ctrl-C
+    (``KeyboardInterrupt``) in the main thread is raised at once while it
+    waits or runs the factory, ``check``, ``reset`` or releaser, and held
+    back for the moment the pool does its bookkeeping, so no slot or
+    resource is lost: to do this the first ``Pool`` made in the main thread
+    wraps Python's default SIGINT handler (a handler of your own is kept).
 
     A resource its holder drops without releasing it (the holder was
     garbage-collected) is noticed if the resource supports weak references:
@@ -261,6 +270,7 @@ class Pool(Generic[T]):
         self._start_empty()
         _POOLS.add(self)
         _tracking.pool_created(self)
+        wrap_sigint_handler()
 
     # -- public API --------------------------------------------------------
 
@@ -1286,6 +1296,7 @@ class Pool(Generic[T]):
         return now + seconds
 
 
+@ki_protected
 class Lease(Generic[T]):
     """What :meth:`Pool.lease` returns: ``with`` it to hold a resource.
 
