@@ -42,6 +42,9 @@ NAMES = {
     "AsyncEvent": "Event",
     "AsyncShield": "Shield",
     "AsyncBoundedCall": "BoundedCall",
+    "AsyncHelpers": "Helpers",
+    "async_ki_protected": "ki_protected",
+    "async_wrap_sigint_handler": "wrap_sigint_handler",
     "AsyncLoopGuard": "LoopGuard",
     "async_callable_check": "callable_check",
     # respool._types
@@ -94,7 +97,12 @@ PHRASES = [
         "    The pool can be built outside any event loop (say at module level); it\n"
         "    binds to the first loop that uses it, and use from another loop raises\n"
         "    :class:`PoolError`.\n",
-        "    Any thread may use the pool; every method is thread-safe.\n",
+        "    Any thread may use the pool; every method is thread-safe.  Ctrl-C\n"
+        "    (``KeyboardInterrupt``) in the main thread is raised at once while it\n"
+        "    waits or runs the factory, ``check``, ``reset`` or releaser, and held\n"
+        "    back for the moment the pool does its bookkeeping, so no slot or\n"
+        "    resource is lost: to do this the first ``Pool`` made in the main thread\n"
+        "    wraps Python's default SIGINT handler (a handler of your own is kept).\n",
     ),
     (
         "        An idle resource is handed out without yielding to the event loop, so\n"

@@ -13,15 +13,22 @@ for an async pool, so virtual-time loops and trio's ``MockClock`` work, and
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import contextlib
 import contextvars
 import functools
 import inspect
+import itertools
+import logging
+import os
+import signal
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+from types import CodeType, FrameType
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import anyio
@@ -38,6 +45,169 @@ T = TypeVar("T")
 # deadlock the async tests instead of hiding until the threaded twin hangs.
 AsyncStateLock = threading.Lock
 StateLock = threading.Lock
+
+
+# -- KeyboardInterrupt in the threaded face ------------------------------------
+#
+# Python raises KeyboardInterrupt in the main thread between almost any two
+# bytecodes, so no try/except can close every window in the pool's
+# bookkeeping (between taking a place in line and the ``try`` around the
+# wait, between a helper's result arriving and its registration...).  So the
+# threaded face defers it there, as trio does: the code objects of the pool's
+# functions are marked, and a SIGINT handler that wraps Python's default one
+# looks at the interrupted frame and its callers.  The innermost marked frame
+# decides: protected, the interrupt is held back and sent again shortly
+# after (every few milliseconds while still protected); unprotected (a
+# blocking wait, a call out to user code), it is raised at once.  Marking
+# costs nothing at run time: the handler only runs on SIGINT.  The async
+# face's decorators do nothing.
+
+_PROTECTED, _UNPROTECTED, _CALLS_OUT = 1, 2, 3
+_KI_MARKS: dict[int, tuple[int, CodeType]] = {}  # id(code) -> (kind, code), kept alive
+_X = TypeVar("_X")
+
+
+def _functions_of(value: object) -> list[Any]:
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if f is not None]
+    return [value] if hasattr(value, "__code__") else []
+
+
+def _mark(obj: object, kind: int) -> None:
+    values = list(vars(obj).values()) if isinstance(obj, type) else [obj]
+    for value in values:
+        for fn in _functions_of(value):
+            code = fn.__code__
+            if kind == _PROTECTED and id(code) in _KI_MARKS:
+                continue  # a method marked on its own keeps its mark
+            _KI_MARKS[id(code)] = (kind, code)
+
+
+def async_ki_protected(obj: _X) -> _X:
+    """The async face: nothing to do (cancellation is how tasks are interrupted)."""
+    return obj
+
+
+def ki_protected(obj: _X) -> _X:
+    """Hold ``KeyboardInterrupt`` back in ``obj`` (a function, or each function of a class).
+
+    An interrupt landing in its code, or in unmarked code it calls (the
+    standard library, a genexpr), is delivered once no protected frame is
+    on the stack; marked waits and calls out to user code stay interruptible.
+    """
+    _mark(obj, _PROTECTED)
+    return obj
+
+
+def _ki_unprotected(obj: _X) -> _X:
+    """Raise ``KeyboardInterrupt`` at once in ``obj`` (a blocking wait), even when called
+    from protected code, which must clean up in ``except BaseException``."""
+    _mark(obj, _UNPROTECTED)
+    return obj
+
+
+def _call_out(fn: Callable[[], T]) -> T:
+    """``fn()``, where ``fn`` is user code (the factory, ``check``...), from protected code.
+
+    Its code is marked "calls out": an interrupt landing in ``fn`` (in any
+    frame below this one) is raised there, and the caller cleans up; one
+    landing in this frame itself, say just as ``fn`` returned a resource, is
+    held back like any in protected code.
+    """
+    return fn()
+
+
+_mark(_call_out, _CALLS_OUT)
+
+
+def _deferrable(frame: FrameType | None) -> bool:
+    """Whether an interrupt landing in ``frame`` must wait: the innermost marked frame says."""
+    deeper = False
+    marks = _KI_MARKS
+    while frame is not None:
+        code = frame.f_code
+        mark = marks.get(id(code))
+        if mark is not None and mark[1] is code:
+            if mark[0] == _CALLS_OUT:
+                return not deeper
+            return mark[0] == _PROTECTED
+        deeper = True
+        frame = frame.f_back
+    return False
+
+
+class _Interrupts:
+    """The state of a held-back interrupt (one per process)."""
+
+    deferred = False  # an interrupt is owed to the main thread
+    main = 0  # its ident, as seen by the handler
+    poke = _thread.allocate_lock()
+    poke.acquire()  # released to wake the resender
+    resender = False  # the resender thread was started (in this process)
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    """respool's SIGINT handler: Python's own, unless the interrupt lands in protected code."""
+    if _deferrable(frame):
+        _Interrupts.deferred = True
+        _Interrupts.main = threading.get_ident()  # handlers run in the main thread
+        if not _Interrupts.resender:
+            # A bare thread: the threading module's locks may be held right here.
+            _Interrupts.resender = True
+            _thread.start_new_thread(_resend, ())
+        try:
+            _Interrupts.poke.release()
+        except RuntimeError:  # already woken
+            pass
+        return
+    _Interrupts.deferred = False
+    signal.default_int_handler(signum, frame)
+
+
+def _resend() -> None:
+    """Send a held-back interrupt again, after 1 ms, then less often, until it is delivered."""
+    while True:
+        _Interrupts.poke.acquire()
+        delay = 0.001
+        while _Interrupts.deferred:
+            time.sleep(delay)
+            if not _Interrupts.deferred:
+                break
+            if hasattr(signal, "pthread_kill"):
+                # A real signal: it also ends a blocking wait the main thread
+                # may have entered since.
+                signal.pthread_kill(_Interrupts.main, signal.SIGINT)
+            else:  # pragma: no cover  # Windows
+                _thread.interrupt_main()
+            delay = min(2 * delay, 0.05)
+
+
+def interrupt_pending() -> bool:
+    """Whether an interrupt is held back, to be delivered shortly (for tests)."""
+    return _Interrupts.deferred
+
+
+def async_wrap_sigint_handler() -> None:
+    """The async face leaves SIGINT to the event loop."""
+
+
+def wrap_sigint_handler() -> None:
+    """Put respool's SIGINT handler in place of Python's default one, if that is the one.
+
+    Called at each ``Pool`` construction; does something only in the main
+    thread and only while SIGINT has Python's default handler (a handler
+    of the application's own is left alone, and then an interrupt can land
+    anywhere, as before).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _on_sigint)
+    except ValueError:  # pragma: no cover  # not the main interpreter
+        pass
 
 
 # -- one-shot wake-up signal for a parked waiter ----------------------------
@@ -303,8 +473,13 @@ class Event:
     def set(self) -> None:
         self._lock.release()
 
+    @_ki_unprotected
     def wait(self, deadline: float | None) -> bool:
-        """Block until set or until the deadline passes (never earlier); return whether set."""
+        """Block until set or until the deadline passes (never earlier); return whether set.
+
+        Interruptible (``KeyboardInterrupt``) even in protected code: the
+        caller cleans up.
+        """
         if deadline is None:
             return self._lock.acquire()
         while True:
@@ -325,8 +500,9 @@ async def async_sleep_until(deadline: float, clock: Callable[[], float]) -> None
     await anyio.sleep(max(0.0, deadline - clock()))
 
 
+@_ki_unprotected
 def sleep_until(deadline: float, clock: Callable[[], float]) -> None:
-    """Block the calling thread until ``deadline`` on ``clock``."""
+    """Block the calling thread until ``deadline`` on ``clock`` (interruptible)."""
     time.sleep(max(0.0, deadline - clock()))
 
 
@@ -413,6 +589,7 @@ class AsyncBoundedCall(Generic[T]):
         fn: Callable[[], Awaitable[T]],
         adopt: Callable[[T | None, BaseException | None], Awaitable[None]],
         clock: Callable[[], float],
+        helpers: AsyncHelpers,
     ) -> None:
         self._fn = fn
         self._clock = clock
@@ -437,30 +614,43 @@ class AsyncBoundedCall(Generic[T]):
         return await awaitable
 
 
+@ki_protected
 class BoundedCall(Generic[T]):
     """Run ``fn()`` and give up on it at a deadline.
 
-    A thread cannot be interrupted, so with a deadline ``fn`` runs in a daemon
-    thread of its own (in a copy of the caller's context) while the caller
-    waits.  If the deadline passes before ``fn`` returns, or the wait is
-    interrupted (say by ``KeyboardInterrupt``) at any point, the call is
-    *detached*: ``detached`` is set, ``run`` raises, and ``fn``'s outcome goes
-    to ``adopt(result, error)`` (when ``fn`` ends, or at once if it already
-    has), which then owns whatever the caller reserved for the call.  Without
-    a deadline ``fn`` runs inline; with the deadline already past it is not
-    called at all.
+    A thread cannot be interrupted, so with a deadline ``fn`` runs in one of
+    the pool's helper threads (:class:`Helpers`, in a copy of the caller's
+    context) while the caller waits.  If the deadline passes before ``fn``
+    returns, or the wait is interrupted (say by ``KeyboardInterrupt``) at any
+    point, the call is *detached*: ``detached`` is set, ``run`` raises, and
+    ``fn``'s outcome goes to ``adopt(result, error)`` (when ``fn`` ends, or at
+    once if it already has), which then owns whatever the caller reserved for
+    the call.  Without a deadline ``fn`` runs inline; with the deadline
+    already past it is not called at all.
     """
 
-    __slots__ = ("_adopt", "_done", "_fn", "_mutex", "_outcome", "detached", "timed_out")
+    __slots__ = (
+        "_adopt",
+        "_context",
+        "_done",
+        "_fn",
+        "_helpers",
+        "_mutex",
+        "_outcome",
+        "detached",
+        "timed_out",
+    )
 
     def __init__(
         self,
         fn: Callable[[], T],
         adopt: Callable[[T | None, BaseException | None], None],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float],
+        helpers: Helpers,
     ) -> None:
         self._fn = fn
         self._adopt = adopt
+        self._helpers = helpers
         self._outcome: tuple[T | None, BaseException | None] | None = None
         self.timed_out = False
         self.detached = False
@@ -468,16 +658,14 @@ class BoundedCall(Generic[T]):
     def run(self, deadline: float | None, *, start: bool = False) -> T:
         """``start=True``: call ``fn`` even if the deadline has passed (cleanup must run)."""
         if deadline is None:
-            return self._fn()
+            return _call_out(self._fn)
         if deadline <= time.monotonic() and not start:
             self.timed_out = True
             raise TimeoutError("deadline passed before the call started")
         self._mutex = threading.Lock()
         self._done = Event()
-        context = contextvars.copy_context()
-        threading.Thread(
-            target=self._target, args=(context,), name="respool-call", daemon=True
-        ).start()
+        self._context = contextvars.copy_context()
+        self._helpers.submit(self._target)
         try:
             self._done.wait(deadline)
         except BaseException:
@@ -500,9 +688,10 @@ class BoundedCall(Generic[T]):
             raise error
         return result  # type: ignore[return-value]  # no error: fn returned it
 
-    def _target(self, context: contextvars.Context) -> None:
+    def _target(self) -> None:
+        """In a helper thread: run ``fn``, hand its outcome to the caller or to adopt."""
         try:
-            outcome: tuple[T | None, BaseException | None] = (context.run(self._fn), None)
+            outcome: tuple[T | None, BaseException | None] = (self._context.run(self._fn), None)
         except BaseException as exc:  # handed to the waiting caller or to adopt
             outcome = (None, exc)
         with self._mutex:
@@ -533,8 +722,9 @@ async def async_call_within(
 
 
 def call_within(fn: Callable[[], T], limit: float | None, clock: Callable[[], float]) -> T:
-    """Call ``fn()``; a thread cannot be cut short, so ``limit`` does not apply."""
-    return fn()
+    """Call ``fn()`` (user code: Ctrl-C stays live in it); a thread cannot be cut
+    short, so ``limit`` does not apply."""
+    return _call_out(fn)
 
 
 async def _awaited(fn: Callable[[], Awaitable[T]]) -> T:
@@ -542,6 +732,176 @@ async def _awaited(fn: Callable[[], Awaitable[T]]) -> T:
     if not inspect.isawaitable(awaitable):
         raise NotAwaitableError(fn, type(awaitable).__name__, "factory", "nothing was pooled")
     return await awaitable
+
+
+# -- the threaded pool's helper threads -----------------------------------------
+
+
+class AsyncHelpers:
+    """An async pool needs no helper threads: a bounded call runs in the caller's task."""
+
+    __slots__ = ()
+
+    def __init__(self, factory: object, pool_size: int) -> None:
+        pass
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+_helpers_logger = logging.getLogger("respool")
+
+
+def _name_of(factory: object) -> str:
+    """The factory's qualified name, through ``functools.partial``."""
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    name = getattr(factory, "__qualname__", None)
+    return name if isinstance(name, str) else type(factory).__qualname__
+
+
+class _Helper:
+    """One helper thread's mailbox: its next task, and the lock it parks on."""
+
+    __slots__ = ("task", "thread", "wake")
+
+    def __init__(self, task: Callable[[], object]) -> None:
+        self.task: Callable[[], object] | None = task
+        self.wake = threading.Lock()
+        self.wake.acquire()  # released to hand over a task (or None: exit)
+        self.thread: threading.Thread | None = None
+
+
+@ki_protected
+class Helpers:
+    """A threaded pool's helper threads: persistent, reused, started lazily.
+
+    ``submit(task)`` runs ``task()`` in a helper thread and never waits for
+    one: an idle helper is reused (the most recently parked first, so the
+    others age out), else a new daemon thread is started, named
+    ``respool-<factory qualname>-<n>``.  A helper that finishes its task
+    parks for reuse unless ``bound`` helpers (``max(4, pool_size)``) are
+    parked already, in which case it ends; a parked helper ends after
+    ``IDLE_SECONDS`` without work.  So the threads alive are at most
+    ``bound`` idle ones plus one per call still running.
+
+    A call that never returns (a ``check`` stuck forever) holds its helper
+    for good, and no other call waits for it: the next call finds another
+    idle helper or starts one.  Such calls are the only way the number of
+    threads grows past ``bound`` (each stuck call keeps one daemon thread,
+    as a thread per call did).
+
+    ``close()`` (at ``dispose()``) ends the idle helpers and waits at most
+    ``JOIN_SECONDS`` in all for every helper to end; one still running a
+    call then is left to end with it.  Afterwards each call gets a thread
+    of its own that ends with the call.  In a forked child the parent's
+    helpers do not exist: the child starts with none.
+    """
+
+    IDLE_SECONDS = 10.0
+    JOIN_SECONDS = 0.25
+
+    __slots__ = ("__weakref__", "_busy", "_closed", "_idle", "_mutex", "_name", "_serial", "bound")
+
+    def __init__(self, factory: object, pool_size: int) -> None:
+        self._name = f"respool-{_name_of(factory)}"
+        self.bound = max(4, pool_size)
+        self._closed = False
+        self._start_empty()
+        _ALL_HELPERS.add(self)
+
+    def _start_empty(self) -> None:
+        self._mutex = threading.Lock()
+        self._idle: list[_Helper] = []  # parked, most recent last
+        self._busy: set[_Helper] = set()  # running a task
+        self._serial = itertools.count(1)
+
+    def submit(self, task: Callable[[], object]) -> None:
+        """Run ``task()`` in a helper thread; it must not raise (errors are logged)."""
+        with self._mutex:
+            if self._idle:
+                helper = self._idle.pop()
+                self._busy.add(helper)
+                helper.task = task
+                helper.wake.release()
+                return
+            helper = _Helper(task)
+            self._busy.add(helper)
+            name = f"{self._name}-{next(self._serial)}"
+        thread = threading.Thread(target=self._serve, args=(helper,), name=name, daemon=True)
+        helper.thread = thread
+        try:
+            thread.start()
+        except BaseException:
+            with self._mutex:
+                self._busy.discard(helper)
+            raise
+
+    def threads(self) -> list[threading.Thread]:
+        """The helper threads alive now, idle or busy (for tests and ``close``)."""
+        with self._mutex:
+            helpers = [*self._idle, *self._busy]
+        return [h.thread for h in helpers if h.thread is not None and h.thread.is_alive()]
+
+    def close(self) -> None:
+        """End the idle helpers and let busy ones end after their call; wait a bounded time."""
+        with self._mutex:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            for helper in idle:
+                helper.task = None
+                helper.wake.release()
+            helpers = [*idle, *self._busy]
+        deadline = time.monotonic() + self.JOIN_SECONDS
+        current = threading.current_thread()
+        for helper in helpers:
+            thread = helper.thread
+            if thread is not None and thread is not current and thread.ident is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _serve(self, helper: _Helper) -> None:
+        """A helper thread's life: run tasks handed over, park in between, end when idle."""
+        mutex = self._mutex
+        task = helper.task
+        while task is not None:
+            helper.task = None
+            try:
+                task()
+            except BaseException:  # pragma: no cover  # BoundedCall's tasks catch their own
+                _helpers_logger.exception("a respool helper thread's task failed")
+            del task  # drop the call (and what it made) before parking
+            with mutex:
+                self._busy.discard(helper)
+                if self._closed or len(self._idle) >= self.bound:
+                    return
+                self._idle.append(helper)
+            if not helper.wake.acquire(timeout=self.IDLE_SECONDS):
+                with mutex:
+                    if helper in self._idle:  # nobody took it meanwhile: end
+                        self._idle.remove(helper)
+                        return
+                helper.wake.acquire()  # taken just now: its task is on the way
+            task = helper.task
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: only the forking thread exists, so no helper does."""
+        self._start_empty()
+
+
+_ALL_HELPERS: weakref.WeakSet[Helpers] = weakref.WeakSet()
+
+
+def _forget_threads_in_child() -> None:
+    """In a forked child only the forking thread exists: no helper, no resender."""
+    for helpers in list(_ALL_HELPERS):
+        helpers._forget_after_fork()
+    _Interrupts.deferred = _Interrupts.resender = False
+    _Interrupts.poke = _thread.allocate_lock()
+    _Interrupts.poke.acquire()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_forget_threads_in_child)
 
 
 # -- which event loop a pool belongs to ----------------------------------------
@@ -640,7 +1000,11 @@ class AsyncLoopGuard:
         self.clock: Callable[[], float] = time.monotonic  # the loop's, once bound
 
     def spawn(
-        self, fn: Callable[[], Coroutine[Any, Any, None]], *, needed: bool = True
+        self,
+        fn: Callable[[], Coroutine[Any, Any, None]],
+        *,
+        needed: bool = True,
+        helpers: AsyncHelpers | None = None,
     ) -> Callable[[], object]:
         """Run ``await fn()`` in the background on the bound loop; return what cancels it.
 
@@ -722,16 +1086,22 @@ class LoopGuard:
         self.clock: Callable[[], float] = time.monotonic
 
     @staticmethod
-    def spawn(fn: Callable[[], None], *, needed: bool = True) -> Callable[[], object]:
-        """Run ``fn()`` in a daemon thread if ``needed`` (a caller may stop waiting), else inline.
+    def spawn(
+        fn: Callable[[], None], *, needed: bool = True, helpers: Helpers | None = None
+    ) -> Callable[[], object]:
+        """Run ``fn()`` in one of the pool's helper threads if ``needed`` (a caller may
+        stop waiting), else inline.  ``helpers`` and ``needed`` are the threaded face's.
 
         Returns a no-op: a thread cannot be stopped, it runs to its end.
         """
         if needed:
             context = contextvars.copy_context()  # the caller's, as an inline call would see
-            threading.Thread(
-                target=context.run, args=(fn,), name="respool-create", daemon=True
-            ).start()
+            if helpers is None:
+                threading.Thread(
+                    target=context.run, args=(fn,), name="respool-create", daemon=True
+                ).start()
+            else:
+                helpers.submit(functools.partial(context.run, fn))
         else:
             fn()
         return _no_loop

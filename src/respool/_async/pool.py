@@ -59,6 +59,7 @@ from .._stats import PoolStats
 from .._synchronization import (
     AsyncBoundedCall,
     AsyncEvent,
+    AsyncHelpers,
     AsyncLoopGuard,
     AsyncShield,
     AsyncStateLock,
@@ -66,7 +67,9 @@ from .._synchronization import (
     NotAwaitableError,
     async_call_within,
     async_callable_check,
+    async_ki_protected,
     async_sleep_until,
+    async_wrap_sigint_handler,
 )
 from .._types import AsyncCheck, AsyncFactory, AsyncReleaser
 
@@ -82,6 +85,7 @@ FIRST_BACKOFF = 0.05  # seconds before the first retry of a failing factory; dou
 OUTAGE_LOG_EVERY = 10.0  # seconds between "still failing" lines while the factory fails
 
 
+@async_ki_protected
 def _on_lost(ref: LostRef) -> None:
     """A leased resource was garbage-collected: its holder never released it."""
     pool = ref.pool()
@@ -245,6 +249,7 @@ _RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released res
 _RESET_REFUSED = Exception("reset returned False")  # closes the resource quietly
 
 
+@async_ki_protected  # threads: KeyboardInterrupt waits until the bookkeeping is done
 class AsyncPool(Generic[T]):
     """A pool of resources for asyncio and trio code (through anyio).
 
@@ -381,6 +386,7 @@ class AsyncPool(Generic[T]):
 
         self._guard = AsyncLoopGuard()
         self._now = self._guard.clock
+        self._helpers = AsyncHelpers(factory, self._pool_size)  # threads for bounded calls
         self._idle: deque[Entry[T]] = deque()
         self._pop_idle = self._idle.pop if lifo else self._idle.popleft
         self._alive: dict[int, Entry[T]] = {}  # by id(resource): who is ours, and leased
@@ -393,6 +399,7 @@ class AsyncPool(Generic[T]):
         self._start_empty()
         _POOLS.add(self)
         _tracking.pool_created(self)
+        async_wrap_sigint_handler()
 
     # -- public API --------------------------------------------------------
 
@@ -616,11 +623,16 @@ class AsyncPool(Generic[T]):
                     raise
         failed: list[tuple[Entry[T], Exception]] = []
         interrupted: BaseException | None = None
-        for entry in idle:  # one at a time, to name each resource whose releaser failed
-            try:
-                failed += [(entry, error) for error in await self._close_all([entry], log=False)]
-            except BaseException as exc:  # finish the batch (see _close_all), then re-raise
-                interrupted = interrupted or exc
+        try:
+            for entry in idle:  # one at a time, to name each resource whose releaser failed
+                try:
+                    failed += [
+                        (entry, error) for error in await self._close_all([entry], log=False)
+                    ]
+                except BaseException as exc:  # finish the batch (see _close_all), then re-raise
+                    interrupted = interrupted or exc
+        finally:
+            self._helpers.close()
         if failed and raise_errors and interrupted is None:
             raise ExceptionGroup(
                 f"{len(failed)} of {len(idle)} idle resources failed to close on dispose",
@@ -822,6 +834,7 @@ class AsyncPool(Generic[T]):
             functools.partial(check, entry.held()),
             functools.partial(self._adopt_held, entry, False),
             self._now,
+            self._helpers,
         )
         try:
             verdict = await call.run(deadline)
@@ -925,7 +938,9 @@ class AsyncPool(Generic[T]):
                     return served
                 continue
             creation.stop = self._guard.spawn(
-                functools.partial(self._run_creation, creation), needed=deadline is not None
+                functools.partial(self._run_creation, creation),
+                needed=deadline is not None,
+                helpers=self._helpers,
             )
             got = await self._wait(waiter, deadline, timeout)
             assert not isinstance(got, _Slot)  # a creator is never handed a slot
@@ -1114,6 +1129,7 @@ class AsyncPool(Generic[T]):
         self._guard.spawn(
             functools.partial(self._close_in_background, entry, closing),
             needed=deadline is not None,
+            helpers=self._helpers,
         )
         try:
             await closing.event.wait(deadline)
@@ -1148,6 +1164,7 @@ class AsyncPool(Generic[T]):
             functools.partial(reset, entry.held()),
             functools.partial(self._adopt_held, entry, True),
             self._now,
+            self._helpers,
         )
         error: BaseException | None = None
         try:
@@ -1696,6 +1713,7 @@ class AsyncPool(Generic[T]):
                     functools.partial(self._releaser, entry.held()),
                     functools.partial(self._closed_late, entry),
                     self._now,
+                    self._helpers,
                 )
                 with AsyncShield():
                     await call.run(self._cleanup_deadline(), start=True)
@@ -1830,6 +1848,7 @@ class AsyncPool(Generic[T]):
         return now + seconds
 
 
+@async_ki_protected
 class AsyncLease(Generic[T]):
     """What :meth:`AsyncPool.lease` returns: ``async with`` it to hold a resource.
 

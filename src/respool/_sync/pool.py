@@ -60,6 +60,7 @@ from .._stats import PoolStats
 from .._synchronization import (
     BoundedCall,
     Event,
+    Helpers,
     LoopGuard,
     Shield,
     StateLock,
@@ -67,7 +68,9 @@ from .._synchronization import (
     NotAwaitableError,
     call_within,
     callable_check,
+    ki_protected,
     sleep_until,
+    wrap_sigint_handler,
 )
 from .._types import Check, Factory, Releaser
 
@@ -83,6 +86,7 @@ FIRST_BACKOFF = 0.05  # seconds before the first retry of a failing factory; dou
 OUTAGE_LOG_EVERY = 10.0  # seconds between "still failing" lines while the factory fails
 
 
+@ki_protected
 def _on_lost(ref: LostRef) -> None:
     """A leased resource was garbage-collected: its holder never released it."""
     pool = ref.pool()
@@ -246,6 +250,7 @@ _RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released res
 _RESET_REFUSED = Exception("reset returned False")  # closes the resource quietly
 
 
+@ki_protected  # threads: KeyboardInterrupt waits until the bookkeeping is done
 class Pool(Generic[T]):
     """A thread-safe pool of resources for threaded code.
 
@@ -309,7 +314,12 @@ class Pool(Generic[T]):
             finish, and its resource goes to the oldest waiter or the idle
             set.
 
-    Any thread may use the pool; every method is thread-safe.
+    Any thread may use the pool; every method is thread-safe.  Ctrl-C
+    (``KeyboardInterrupt``) in the main thread is raised at once while it
+    waits or runs the factory, ``check``, ``reset`` or releaser, and held
+    back for the moment the pool does its bookkeeping, so no slot or
+    resource is lost: to do this the first ``Pool`` made in the main thread
+    wraps Python's default SIGINT handler (a handler of your own is kept).
 
     A resource its holder drops without releasing it (the holder was
     garbage-collected) is noticed if the resource supports weak references:
@@ -381,6 +391,7 @@ class Pool(Generic[T]):
 
         self._guard = LoopGuard()
         self._now = self._guard.clock
+        self._helpers = Helpers(factory, self._pool_size)  # threads for bounded calls
         self._idle: deque[Entry[T]] = deque()
         self._pop_idle = self._idle.pop if lifo else self._idle.popleft
         self._alive: dict[int, Entry[T]] = {}  # by id(resource): who is ours, and leased
@@ -393,6 +404,7 @@ class Pool(Generic[T]):
         self._start_empty()
         _POOLS.add(self)
         _tracking.pool_created(self)
+        wrap_sigint_handler()
 
     # -- public API --------------------------------------------------------
 
@@ -599,11 +611,16 @@ class Pool(Generic[T]):
                     raise
         failed: list[tuple[Entry[T], Exception]] = []
         interrupted: BaseException | None = None
-        for entry in idle:  # one at a time, to name each resource whose releaser failed
-            try:
-                failed += [(entry, error) for error in self._close_all([entry], log=False)]
-            except BaseException as exc:  # finish the batch (see _close_all), then re-raise
-                interrupted = interrupted or exc
+        try:
+            for entry in idle:  # one at a time, to name each resource whose releaser failed
+                try:
+                    failed += [
+                        (entry, error) for error in self._close_all([entry], log=False)
+                    ]
+                except BaseException as exc:  # finish the batch (see _close_all), then re-raise
+                    interrupted = interrupted or exc
+        finally:
+            self._helpers.close()
         if failed and raise_errors and interrupted is None:
             raise ExceptionGroup(
                 f"{len(failed)} of {len(idle)} idle resources failed to close on dispose",
@@ -805,6 +822,7 @@ class Pool(Generic[T]):
             functools.partial(check, entry.held()),
             functools.partial(self._adopt_held, entry, False),
             self._now,
+            self._helpers,
         )
         try:
             verdict = call.run(deadline)
@@ -908,7 +926,9 @@ class Pool(Generic[T]):
                     return served
                 continue
             creation.stop = self._guard.spawn(
-                functools.partial(self._run_creation, creation), needed=deadline is not None
+                functools.partial(self._run_creation, creation),
+                needed=deadline is not None,
+                helpers=self._helpers,
             )
             got = self._wait(waiter, deadline, timeout)
             assert not isinstance(got, _Slot)  # a creator is never handed a slot
@@ -1097,6 +1117,7 @@ class Pool(Generic[T]):
         self._guard.spawn(
             functools.partial(self._close_in_background, entry, closing),
             needed=deadline is not None,
+            helpers=self._helpers,
         )
         try:
             closing.event.wait(deadline)
@@ -1131,6 +1152,7 @@ class Pool(Generic[T]):
             functools.partial(reset, entry.held()),
             functools.partial(self._adopt_held, entry, True),
             self._now,
+            self._helpers,
         )
         error: BaseException | None = None
         try:
@@ -1679,6 +1701,7 @@ class Pool(Generic[T]):
                     functools.partial(self._releaser, entry.held()),
                     functools.partial(self._closed_late, entry),
                     self._now,
+                    self._helpers,
                 )
                 with Shield():
                     call.run(self._cleanup_deadline(), start=True)
@@ -1813,6 +1836,7 @@ class Pool(Generic[T]):
         return now + seconds
 
 
+@ki_protected
 class Lease(Generic[T]):
     """What :meth:`Pool.lease` returns: ``with`` it to hold a resource.
 
