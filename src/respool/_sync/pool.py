@@ -246,6 +246,7 @@ class _Vet(Generic[T]):
 
 _NO_RETRY_FITS = "while the factory kept failing (its next retry comes after the deadline)"
 _BEFORE_CREATED = "before the factory created one"
+_KEPT_FAILING = "while the factory kept failing"
 _RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released resource
 _RESET_REFUSED = Exception("reset returned False")  # closes the resource quietly
 
@@ -595,7 +596,8 @@ class Pool(Generic[T]):
             while (waiter := self._next_waiter()) is not None:
                 waiter.closed = True
                 try:
-                    waiter.event.set()
+                    if waiter.failed is None:  # else it is awake already
+                        waiter.event.set()
                 except RuntimeError:
                     if not gone:
                         raise  # else its loop is gone: there is nobody to wake
@@ -883,47 +885,37 @@ class Pool(Generic[T]):
         caller stands in line, so a resource released meanwhile may serve it
         first, and a caller who gives up leaves the factory call to finish.
         While the factory fails, the caller retries after the pool's backoff
-        pause, in line, keeping the slot.  ``lease=False`` (prefill) places
-        the resource in the pool instead and returns ``_MADE``; ``None`` means
-        look again.
+        pause, keeping the slot and its place in line all along.
+        ``lease=False`` (prefill) places the resource in the pool instead and
+        returns ``_MADE``; ``None`` means look again.
         """
+        waiter: _Waiter[T] | None = None  # its place in line (a prefill's stands apart)
         while True:
             with self._lock:
-                if self._closed:  # disposed while this caller backed off
-                    self._creation_failed()
-                    raise PoolClosed(self._closed_message())
+                if waiter is not None and waiter.entry is not None:  # released to it meanwhile
+                    return self._taken(waiter)
                 resume, now = self._backoff_until, self._now()
-                if lease and self._idle:  # returned while its factory call failed: take it
-                    self._creation_failed()
-                    return self._claim(now, front=True)
-                if deadline is not None and deadline <= now:  # timeout=0: nothing to wait for
-                    self._creation_failed()
+                problem = self._creation_problem(waiter, deadline, now, lease)
+                if problem is not None:
+                    self._drop_creator(waiter)
+                    if problem == "idle":  # returned while its factory call failed: take it
+                        return self._claim(now, front=True)
+                    if problem == "closed":
+                        raise PoolClosed(self._closed_message())
                     facts = self._timeout_facts()
-                    raise self._timeout_error(facts, timeout, _BEFORE_CREATED)
-                if resume > now and self._no_retry_fits(deadline):
-                    self._creation_failed()
-                    facts = self._timeout_facts()
-                    raise self._timeout_error(facts, timeout, _NO_RETRY_FITS)
-                if lease:
-                    waiter = self._enqueue(front=True)
-                else:  # prefill: out of line from the start, it only watches its creation
-                    waiter = _Waiter(self._guard.new_event())
-                    waiter.abandoned = True
-                if resume > now:
-                    waiter.holds_slot = True
                 else:
-                    creation: _Creation[T] = _Creation(self._generation, waiter, lease)
-                    waiter.creation = creation
-                    self._creations.add(creation)
-                if lease:
-                    self._creators += 1
-            if waiter.holds_slot:
-                if not lease:  # prefill stands in no line: it only pauses
-                    self._pause(resume)
-                    continue
-                served = self._wait_out_backoff(waiter, deadline, timeout)
-                if served is not None:
-                    return served
+                    if waiter is None:
+                        waiter = self._new_creator(lease)
+                    waiter.holds_slot = resume > now
+                    if not waiter.holds_slot:
+                        creation: _Creation[T] = _Creation(self._generation, waiter, lease)
+                        waiter.creation = creation
+                        self._creations.add(creation)
+            if problem is not None:
+                raise self._timeout_error(facts, timeout, problem)
+            assert waiter is not None  # given its place above
+            if waiter.holds_slot:  # the backoff: wait it out in line, then look again
+                self._wait_out_backoff(waiter, resume, deadline, lease)
                 continue
             creation.stop = self._guard.spawn(
                 functools.partial(self._run_creation, creation),
@@ -934,61 +926,92 @@ class Pool(Generic[T]):
             assert not isinstance(got, _Slot)  # a creator is never handed a slot
             if got is not None:
                 return got
-            error, waiter.failed = waiter.failed, None
-            if error is None:
-                return _MADE if waiter.fresh else None  # prefill: placed, or closed at once
-            # The factory failed and the slot is this caller's again.
+            with self._lock:  # its factory call ended without serving it
+                if waiter.entry is not None:  # released to it just then
+                    return self._taken(waiter)
+                error, waiter.failed = waiter.failed, None
+                if error is None:  # prefill: placed, or closed at once
+                    return _MADE if waiter.fresh else None
+                waiter.event = self._guard.new_event()  # it stays in line, holding the slot
             if isinstance(error, _Duplicate):
                 error = self._duplicate_error(error.args[0])
+            elif not isinstance(error, Exception) and self._closed:
+                error = PoolClosed(self._closed_message())  # dispose stopped the call
             if self._is_fatal(error):
                 with self._lock:
-                    self._creation_failed()
+                    self._drop_creator(waiter)
                 raise error
 
-    def _pause(self, resume: float) -> None:
-        """Prefill's backoff: sleep in the reserved slot; free it if interrupted."""
-        try:
-            sleep_until(resume, self._now)
-        except BaseException:
-            with self._lock:
-                self._creation_failed()
-            raise
+    def _creation_problem(
+        self, waiter: _Waiter[T] | None, deadline: float | None, now: float, lease: bool
+    ) -> str | None:
+        """Under the lock: why a creator must not (re)try now, if it must not."""
+        if self._closed:
+            return "closed"
+        if lease and self._idle:
+            return "idle"
+        if deadline is not None and deadline <= now:  # timeout=0 never calls the factory
+            return _BEFORE_CREATED if waiter is None else _KEPT_FAILING
+        if self._backoff_until > now and self._no_retry_fits(deadline, waiter):
+            return _NO_RETRY_FITS
+        return None
+
+    def _new_creator(self, lease: bool) -> _Waiter[T]:
+        """Under the lock: a creator's place in line (front: it got a slot, so none is older)."""
+        if not lease:  # prefill: out of line, it only watches its creation
+            waiter: _Waiter[T] = _Waiter(self._guard.new_event())
+            waiter.abandoned = True
+            return waiter
+        waiter = self._enqueue(front=True)
+        self._creators += 1
+        return waiter
+
+    def _drop_creator(self, waiter: _Waiter[T] | None) -> None:
+        """Under the lock: a creator gives up its slot and its place in line."""
+        if waiter is None or waiter.abandoned and not waiter.holds_slot:
+            self._creation_failed()
+        else:
+            waiter.holds_slot = True  # so _abandon frees the slot it holds
+            self._abandon(waiter)
+
+    def _taken(self, waiter: _Waiter[T]) -> Entry[T] | _Vet[T]:
+        """Under the lock: the resource handed to a waiter is its caller's now."""
+        entry = cast(Entry[T], waiter.entry)
+        entry.handed = None
+        if waiter.fresh:
+            return entry
+        return self._vetting(entry, self._now())
 
     def _wait_out_backoff(
-        self, waiter: _Waiter[T], deadline: float | None, timeout: float | None
-    ) -> Entry[T] | _Vet[T] | None:
-        """Stand in line, holding the slot, until the factory may be retried.
+        self, waiter: _Waiter[T], resume: float, deadline: float | None, lease: bool
+    ) -> None:
+        """Wait for the backoff to end, holding the slot (in line, unless prefill's).
 
-        Returns a resource released meanwhile, or ``None`` to retry now.
+        A resource released meanwhile is handed to the waiter; the caller then
+        takes it on its next look.
         """
-        resume = self._backoff_until
         limit = resume if deadline is None else min(resume, deadline)
         try:
-            woken = waiter.event.wait(limit)
+            if lease:
+                waiter.event.wait(limit)
+            else:
+                sleep_until(limit, self._now)
         except BaseException:
             with self._lock:
-                to_close = self._abandon(waiter)
+                to_close = self._abandon(waiter)  # frees the slot it holds
             if to_close is not None:
                 self._close_and_free(to_close)
             raise
         with self._lock:
-            if (
-                waiter.entry is None
-                and not waiter.closed
-                and (deadline is None or self._now() < deadline)
-            ):
-                self._leave_line(waiter)  # time to retry; the slot stays this caller's
-                waiter.holds_slot = False
-                return None
-        served = self._take(waiter, woken, timeout)  # served, closed or timed out
-        assert not isinstance(served, _Slot) and served is not None  # a slot holder gets no slot
-        return served
+            if waiter.entry is None and not waiter.closed:
+                waiter.event = self._guard.new_event()  # still in line, for the next wait
 
-    def _no_retry_fits(self, deadline: float | None) -> bool:
+    def _no_retry_fits(self, deadline: float | None, waiter: _Waiter[T] | None) -> bool:
         """Under the lock: the backoff outlasts the deadline, and nothing else could serve."""
         if deadline is None or self._backoff_until < deadline:
             return False
-        return self._leased == 0 and self._creators == 0
+        others = self._creators - (waiter is not None and not waiter.abandoned)
+        return self._leased == 0 and others == 0
 
     def _is_fatal(self, error: BaseException) -> bool:
         """Whether a factory error ends the acquire at once instead of a retry."""
@@ -1021,10 +1044,11 @@ class Pool(Generic[T]):
                     f"the factory did not return within create_timeout={self._create_timeout:g}s"
                 )
             attempts = 0
+            fatal = self._is_fatal(error)  # user code (a predicate): outside the lock
             with self._lock:
-                owner = self._settle(creation)
+                owner = self._settle(creation, served=False)
                 if isinstance(error, Exception) and not isinstance(error, NotAwaitableError):
-                    attempts = self._factory_failed(error)
+                    attempts = self._factory_failed(error, fatal)
                 if owner is not None:  # the slot goes back to its caller, who decides
                     owner.failed = error
                     owner.event.set()
@@ -1038,7 +1062,7 @@ class Pool(Generic[T]):
         wake: _Waiter[T] | None = None  # woken once the log line is out
         outage = None
         with self._lock:
-            owner = self._settle(creation)
+            owner = self._settle(creation, served=True)
             if self._lost:  # a dead resource's id may have been reused by this one
                 self._recover_lost()
             if resource is None or id(resource) in self._alive:
@@ -1078,13 +1102,20 @@ class Pool(Generic[T]):
         if to_close is not None:
             self._close_and_free(to_close)
 
-    def _settle(self, creation: _Creation[T]) -> _Waiter[T] | None:
-        """Under the lock: a creation ended; the caller still waiting for it, if any."""
+    def _settle(self, creation: _Creation[T], *, served: bool) -> _Waiter[T] | None:
+        """Under the lock: a creation ended; the caller still waiting for it, if any.
+
+        ``served``: its resource serves that caller, out of turn, so the caller
+        leaves the line.  Else (the factory failed) the caller keeps its place,
+        holding the slot again, to retry.
+        """
         owner, creation.owner = creation.owner, None
         self._creations.discard(creation)
         if owner is not None:
-            if creation.lease:
-                self._leave_line(owner)  # served out of turn: by its own creation
+            if served and creation.lease:
+                self._leave_line(owner)
+            elif not served:
+                owner.holds_slot = True  # still counted a creator, in line
             owner.creation = None
         return owner
 
@@ -1261,15 +1292,18 @@ class Pool(Generic[T]):
         self._creating -= 1
         self._free_slot()
 
-    def _factory_failed(self, error: Exception) -> int:
+    def _factory_failed(self, error: Exception, fatal: bool = False) -> int:
         """Count a factory error and push back the next attempt (exponential, jittered).
 
         Returns the outage's attempt count when a log line is due (its first
-        failure, then one every ``OUTAGE_LOG_EVERY`` seconds), else 0.
+        failure, then one every ``OUTAGE_LOG_EVERY`` seconds), else 0.  A
+        ``fatal`` error is only counted: it is raised, never retried.
         """
         self._create_errors += 1
         self._last_error = error
         now = self._last_error_at = self._now()
+        if fatal:
+            return 0
         self._failures += 1
         pause = min(self._max_backoff, FIRST_BACKOFF * 2.0 ** min(self._failures - 1, 32))
         self._backoff_until = max(self._backoff_until, now + pause * (1.0 - random.random() / 2))
@@ -1411,7 +1445,10 @@ class Pool(Generic[T]):
         self._lease(entry)
         entry.handed = waiter
         waiter.entry = entry
-        waiter.event.set()
+        if waiter.failed is None:
+            waiter.event.set()
+        else:  # woken already (its factory call failed): it takes this instead of retrying
+            waiter.failed = None
         if waiter.creation is not None:  # its factory call goes on for whoever is next
             waiter.creation.owner = None
             waiter.creation = None
