@@ -64,6 +64,14 @@ NAMES = {
 # occur in the async source (so none goes stale).
 PHRASES = [
     (
+        "            whoever waits for it (default: ``acquire_timeout``).  A factory\n"
+        "            call runs in the background:",
+        "            whoever waits for it (default: ``acquire_timeout``), in the\n"
+        "            pool for tasks; here a thread cannot be cut short, so a factory\n"
+        "            call runs to its end and what it makes joins the pool.  A factory\n"
+        "            call runs in the background while a timeout applies:",
+    ),
+    (
         "A pool of resources for asyncio and trio code (through anyio).",
         "A thread-safe pool of resources for threaded code.",
     ),

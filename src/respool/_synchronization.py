@@ -604,6 +604,10 @@ class AsyncBoundedCall(Generic[T]):
         if remaining > 0 or start:
             with anyio.move_on_after(remaining):
                 return await self._call()
+            # Cut on the loop's clock, which may round (uvloop): the caller's
+            # timeout must not end early on the pool's.
+            while (left := deadline - self._clock()) > 0:
+                await anyio.sleep(left)
         self.timed_out = True
         raise TimeoutError("deadline passed before the call finished")
 

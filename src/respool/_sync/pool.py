@@ -310,8 +310,10 @@ class Pool(Generic[T]):
             predicate on the error): such an error ends the acquire at once
             and is raised as itself; others are retried with backoff.
         create_timeout: seconds one factory call may take, from its start,
-            whoever waits for it (default: ``acquire_timeout``).  A factory
-            call runs in the background: a caller who gives up leaves it to
+            whoever waits for it (default: ``acquire_timeout``), in the
+            pool for tasks; here a thread cannot be cut short, so a factory
+            call runs to its end and what it makes joins the pool.  A factory
+            call runs in the background while a timeout applies: a caller who gives up leaves it to
             finish, and its resource goes to the oldest waiter or the idle
             set.
 
@@ -968,7 +970,7 @@ class Pool(Generic[T]):
 
     def _drop_creator(self, waiter: _Waiter[T] | None) -> None:
         """Under the lock: a creator gives up its slot and its place in line."""
-        if waiter is None or waiter.abandoned and not waiter.holds_slot:
+        if waiter is None or (waiter.abandoned and not waiter.holds_slot):
             self._creation_failed()
         else:
             waiter.holds_slot = True  # so _abandon frees the slot it holds
@@ -1100,7 +1102,11 @@ class Pool(Generic[T]):
                 exc_info=self._duplicate_error(resource),
             )
         if to_close is not None:
-            self._close_and_free(to_close)
+            try:
+                self._close_and_free(to_close)
+            except BaseException as exc:  # in the background: nothing would catch it
+                if isinstance(exc, Exception):
+                    logger.error("closing %s failed", show(to_close.resource), exc_info=exc)
 
     def _settle(self, creation: _Creation[T], *, served: bool) -> _Waiter[T] | None:
         """Under the lock: a creation ended; the caller still waiting for it, if any.
@@ -1145,11 +1151,16 @@ class Pool(Generic[T]):
         when idle resources are left or the pool closed.
         """
         closing: _Waiter[T] = _Waiter(self._guard.new_event())  # in no line
+        with self._lock:
+            if self._idle:  # another idle one may serve at once: do not wait for the close
+                closing.abandoned = True  # its slot goes to the line when the close ends
         self._guard.spawn(
             functools.partial(self._close_in_background, entry, closing),
             needed=deadline is not None,
             helpers=self._helpers,
         )
+        if closing.abandoned:
+            return None  # look again
         try:
             closing.event.wait(deadline)
         except BaseException:
