@@ -407,6 +407,11 @@ def _trio_parts() -> tuple[
             self._task = None
             return succeeded
 
+        @staticmethod
+        def _trio_deadline(deadline: float) -> float:
+            # trio's own clock is time.perf_counter() plus an offset: the same clock.
+            return trio.current_time() + (deadline - time.monotonic())
+
         async def wait(self, deadline: float | None) -> bool:
             if self._set:
                 await checkpoint()
@@ -415,25 +420,16 @@ def _trio_parts() -> tuple[
             if deadline is None:
                 await wait_task_rescheduled(self._abort)
             else:
-                # Re-checked on the pool's clock: trio's may round (never early).
-                with trio.move_on_at(trio.current_time() + (deadline - time.monotonic())):
+                with trio.move_on_at(self._trio_deadline(deadline)):
                     await wait_task_rescheduled(self._abort)
             return self._set
 
     class TrioClockEvent(TrioEvent):
         __slots__ = ()
 
-        async def wait(self, deadline: float | None) -> bool:
-            if self._set:
-                await checkpoint()
-                return True
-            self._task = current_task()
-            if deadline is None:
-                await wait_task_rescheduled(self._abort)
-            else:
-                with trio.move_on_at(deadline):  # the pool's clock is the run's
-                    await wait_task_rescheduled(self._abort)
-            return self._set
+        @staticmethod
+        def _trio_deadline(deadline: float) -> float:
+            return deadline  # the pool's clock is the run's
 
     return token, TrioEvent, TrioClockEvent
 
