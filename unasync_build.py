@@ -91,7 +91,7 @@ PHRASES = [
     (
         "    A plain (not async) factory, releaser, check or reset is accepted, as it\n"
         "    may return an awaitable; one that returns something else makes the call\n"
-        "    that ran it raise :class:`TypeError` (a releaser's resource still counts\n"
+        "    that ran it raise ``TypeError`` (a releaser's resource still counts\n"
         "    as closed, a reset's is closed; either way its slot is freed).\n",
         "    A coroutine function as factory, releaser, check or reset is refused:\n"
         "    called in a thread, it would only hand back a coroutine, never run.\n",

@@ -322,7 +322,7 @@ class AsyncPool(Generic[T]):
 
     A plain (not async) factory, releaser, check or reset is accepted, as it
     may return an awaitable; one that returns something else makes the call
-    that ran it raise :class:`TypeError` (a releaser's resource still counts
+    that ran it raise ``TypeError`` (a releaser's resource still counts
     as closed, a reset's is closed; either way its slot is freed).
 
     Raises:
