@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 REPR_LIMIT = 300  # characters of a repr shown; longer ones are cut, ending in "..."
 
 
@@ -19,3 +21,16 @@ def show(obj: object, limit: int = REPR_LIMIT) -> str:
     if len(text) > limit:
         return text[: limit - 3] + "..."
     return text
+
+
+def qualname(fn: object) -> str | None:
+    """A callable's qualified name (through ``functools.partial``), or ``None``."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) else None
+
+
+def name_of(fn: object) -> str:
+    """A callable's qualified name, else its type's (a callable object)."""
+    return qualname(fn) or type(fn).__qualname__

@@ -35,7 +35,7 @@ import anyio
 import sniffio
 
 from ._checks import check_callable, check_not_async
-from ._reprs import show
+from ._reprs import name_of, qualname, show
 
 T = TypeVar("T")
 
@@ -543,10 +543,8 @@ class NotAwaitableError(TypeError):
 
 def _callee(fn: object) -> str:
     """A callable the pool made a ``partial`` of, by name: ``close()``."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    name = getattr(fn, "__qualname__", None)
-    return f"{name}()" if isinstance(name, str) else show(fn)
+    name = qualname(fn)
+    return f"{name}()" if name is not None else show(fn)
 
 
 def async_callable_check(name: str, value: object, *, optional: bool = True) -> None:
@@ -752,14 +750,6 @@ class AsyncHelpers:
 _helpers_logger = logging.getLogger("respool")
 
 
-def _name_of(factory: object) -> str:
-    """The factory's qualified name, through ``functools.partial``."""
-    while isinstance(factory, functools.partial):
-        factory = factory.func
-    name = getattr(factory, "__qualname__", None)
-    return name if isinstance(name, str) else type(factory).__qualname__
-
-
 class _Helper:
     """One helper thread's mailbox: its next task, and the lock it parks on."""
 
@@ -804,7 +794,7 @@ class Helpers:
     __slots__ = ("__weakref__", "_busy", "_closed", "_idle", "_mutex", "_name", "_serial", "bound")
 
     def __init__(self, factory: object, pool_size: int) -> None:
-        self._name = f"respool-{_name_of(factory)}"
+        self._name = f"respool-{name_of(factory)}"
         self.bound = max(4, pool_size)
         self._closed = False
         self._start_empty()

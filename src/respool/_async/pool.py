@@ -54,7 +54,7 @@ from .._checks import (
 )
 from .._errors import PoolClosed, PoolError, PoolTimeout
 from .._records import Entry, LostRef
-from .._reprs import show
+from .._reprs import name_of, show
 from .._stats import PoolStats
 from .._synchronization import (
     AsyncBoundedCall,
@@ -137,12 +137,6 @@ class _Leases:
 _Facts = tuple[PoolStats, BaseException | None, float, _Leases | None]
 
 
-def _qualname(fn: object) -> str:
-    """The function's name as its code says it (a partial's, a callable object's class)."""
-    fn = getattr(fn, "func", fn)  # functools.partial
-    return str(getattr(fn, "__qualname__", None) or type(fn).__qualname__)
-
-
 _POOLS: weakref.WeakSet[Any] = weakref.WeakSet()  # every pool, to reset in a forked child
 
 
@@ -195,8 +189,8 @@ class _Waiter(Generic[T]):
     """
 
     __slots__ = (
-        "abandoned", "closed", "creation", "entry", "event", "failed", "fresh", "holds_slot",
-        "slot",
+        "abandoned", "closed", "creation", "entry", "event", "failed", "fatal", "fresh",
+        "holds_slot", "slot",
     )  # fmt: skip
 
     def __init__(self, event: AsyncEvent) -> None:
@@ -208,6 +202,7 @@ class _Waiter(Generic[T]):
         self.creation: _Creation[T] | None = None  # the factory call it waits for
         self.holds_slot = False  # backing off in a slot it reserved
         self.failed: BaseException | None = None  # its factory call failed; the slot is back
+        self.fatal = False  # and that failure is not worth a retry (decided once, in the call)
         self.fresh = False  # its entry comes straight from the factory: no check needed
 
 
@@ -359,7 +354,7 @@ class AsyncPool(Generic[T]):
         async_callable_check("check", check)
         async_callable_check("reset", reset)
         self._factory = factory
-        self._name = f"{type(self).__name__}({_qualname(factory)})"  # in log lines
+        self._name = f"{type(self).__name__}({name_of(factory)})"  # in log lines
         self._releaser = releaser
         self._check = check
         self._reset = reset
@@ -787,10 +782,7 @@ class AsyncPool(Generic[T]):
         """What a waiter's wait ended with: a resource, a slot, or an error."""
         with self._lock:
             if waiter.entry is not None:
-                waiter.entry.handed = None  # taken: from now on it is this caller's
-                if waiter.fresh:
-                    return waiter.entry
-                return self._vetting(waiter.entry, self._now())
+                return self._taken(waiter)
             if waiter.slot:
                 return _SLOT
             if waiter.closed:
@@ -949,7 +941,7 @@ class AsyncPool(Generic[T]):
                 error = self._duplicate_error(error.args[0])
             elif not isinstance(error, Exception) and self._closed:
                 error = PoolClosed(self._closed_message())  # dispose stopped the call
-            if self._is_fatal(error):
+            if waiter.fatal or isinstance(error, PoolError):  # PoolClosed, a duplicate
                 with self._lock:
                     self._drop_creator(waiter)
                 raise error
@@ -1061,8 +1053,8 @@ class AsyncPool(Generic[T]):
                 owner = self._settle(creation, served=False)
                 if isinstance(error, Exception) and not isinstance(error, NotAwaitableError):
                     attempts = self._factory_failed(error, fatal)
-                if owner is not None:  # the slot goes back to its caller, who decides
-                    owner.failed = error
+                if owner is not None:  # the slot goes back to its caller
+                    owner.failed, owner.fatal = error, fatal
                     owner.event.set()
                 else:
                     self._creation_failed()
