@@ -6,8 +6,11 @@ threaded tests use threads where the async tests use tasks.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -87,3 +90,29 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.001)
+
+
+def in_forked_child(child: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``child()`` in a forked process; return the JSON report it made.
+
+    The child leaves at once (``os._exit``), running no test teardown; a child
+    that raised exits 1, which fails the caller with what was reported.
+    """
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads alive
+        pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.write(write_end, json.dumps(child()).encode())
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        report: dict[str, Any] = json.loads(pipe.read() or "{}")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, report
+    return report

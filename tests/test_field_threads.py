@@ -7,12 +7,10 @@ of the fix, before the fix: each docstring names the issue's item it proves.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import random
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +19,7 @@ import pytest
 from respool import Pool, PoolTimeout
 
 from ._sync.resources import Resource, Resources
-from .concurrency import Nursery, wait_until
+from .concurrency import Nursery, in_forked_child, wait_until
 
 # -- item 5: helper threads are reused ---------------------------------------------------
 
@@ -174,32 +172,20 @@ def test_a_forked_childs_counters_start_at_zero() -> None:
     pool.prefill(1)
     parent = pool.stats()
     assert parent.created == 4 and parent.closed == 3 and parent.acquired == 1
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads alive
-        pid = os.fork()
-    if pid == 0:  # the child: report, then leave at once, running no test teardown
-        code = 0
-        try:
-            before = pool.stats()
-            pool.dispose()
-            after = pool.stats()
-            fields = ["created", "closed", "acquired", "timeouts", "create_errors"]
-            fields += ["close_errors", "broken", "lost"]
-            report = {
-                "before": {f: getattr(before, f) for f in fields},
-                "after": {f: getattr(after, f) for f in fields},
-            }
-            os.write(write_end, json.dumps(report).encode())
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        report = json.loads(pipe.read() or "{}")
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, report
+
+    def child() -> dict[str, Any]:
+        before = pool.stats()
+        pool.dispose()
+        after = pool.stats()
+        fields = ["created", "closed", "acquired", "timeouts", "create_errors"]
+        fields += ["close_errors", "broken", "lost"]
+        report = {
+            "before": {f: getattr(before, f) for f in fields},
+            "after": {f: getattr(after, f) for f in fields},
+        }
+        return report
+
+    report = in_forked_child(child)
     assert all(v == 0 for v in report["before"].values()), report["before"]
     assert report["after"]["created"] == 0 and report["after"]["closed"] == 0, report["after"]
     assert pool.stats() == parent  # the parent is untouched

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import warnings
+from typing import Any
 
 import pytest
 
 from respool import Pool, PoolError, PoolTimeout
 
 from ._sync.resources import Resources
+from .concurrency import in_forked_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 
@@ -40,23 +40,11 @@ def test_a_forked_child_starts_empty_and_leaves_the_parents_resources_alone() ->
     pool.prefill(2)
     held = pool.acquire(timeout=1)
     parent_stats = pool.stats()
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads alive
-        pid = os.fork()
-    if pid == 0:  # the child: report, then leave at once, running no test teardown
-        code = 0
-        try:
-            os.write(write_end, json.dumps(in_child(pool, res, held)).encode())
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        report = json.loads(pipe.read() or "{}")
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, report
+
+    def child() -> dict[str, Any]:
+        return in_child(pool, res, held)
+
+    report = in_forked_child(child)
 
     assert report["stats"] == [0, 0, 0, 0, 0]  # starts empty
     assert report["fresh_is_parents"] is False  # never hands out the parent's
@@ -104,27 +92,15 @@ def test_a_forked_childs_counters_start_at_zero() -> None:
     parent = counters(pool)
     assert all(parent[name] > 0 for name in COUNTERS if name != "lost"), parent
     assert dropped_pool.stats().lost == 1
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads alive
-        pid = os.fork()
-    if pid == 0:  # the child: report, then leave at once, running no test teardown
-        code = 0
-        try:
-            before = [counters(pool), counters(dropped_pool)]
-            pool.dispose()
-            dropped_pool.dispose()
-            after = [counters(pool), counters(dropped_pool)]
-            os.write(write_end, json.dumps({"before": before, "after": after}).encode())
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        report = json.loads(pipe.read() or "{}")
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, report
+
+    def child() -> dict[str, Any]:
+        before = [counters(pool), counters(dropped_pool)]
+        pool.dispose()
+        dropped_pool.dispose()
+        after = [counters(pool), counters(dropped_pool)]
+        return {"before": before, "after": after}
+
+    report = in_forked_child(child)
 
     zero = dict.fromkeys(COUNTERS, 0)
     assert report["before"] == [zero, zero]

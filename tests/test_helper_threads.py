@@ -7,11 +7,10 @@ new thread per call; now a small set per pool is reused.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
-import warnings
+from typing import Any
 
 import pytest
 
@@ -19,7 +18,7 @@ from respool import Pool, PoolTimeout
 from respool._synchronization import Helpers
 
 from ._sync.resources import Resource, Resources
-from .concurrency import wait_until
+from .concurrency import in_forked_child, wait_until
 
 
 def helper_threads(prefix: str) -> list[threading.Thread]:
@@ -171,28 +170,16 @@ def test_a_forked_child_has_none_of_the_parents_helpers() -> None:
             pass
     helpers: Helpers = pool._helpers
     assert helpers.threads()
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads alive
-        pid = os.fork()
-    if pid == 0:  # the child: report, then leave at once, running no test teardown
-        code = 0
-        try:
-            report = {"before": len(helpers.threads())}
-            with pool.lease():  # its check runs in a helper of the child's own
-                pass
-            report["after"] = len(helpers.threads())
-            pool.dispose()
-            report["disposed"] = len(helpers.threads())
-            os.write(write_end, json.dumps(report).encode())
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        report = json.loads(pipe.read() or "{}")
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, report
+
+    def child() -> dict[str, Any]:
+        report = {"before": len(helpers.threads())}
+        with pool.lease():  # its check runs in a helper of the child's own
+            pass
+        report["after"] = len(helpers.threads())
+        pool.dispose()
+        report["disposed"] = len(helpers.threads())
+        return report
+
+    report = in_forked_child(child)
     assert report == {"before": 0, "after": 1, "disposed": 0}
     pool.dispose()
