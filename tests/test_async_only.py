@@ -219,7 +219,7 @@ async def test_a_plain_releaser_raises_type_error_when_first_called_and_counts_s
     stats = pool.stats()
     assert (stats.size, stats.closed, stats.close_errors, stats.leased) == (0, 1, 1, 0), stats
     if how != "dispose":  # the slot was freed: a plain releaser that returns an awaitable works
-        pool._releaser = res.releaser
+        pool._closer._releaser = res.releaser
         async with pool.lease(timeout=1) as fresh:
             assert fresh is not resource
 
@@ -237,7 +237,8 @@ async def test_a_plain_reset_raises_type_error_when_first_called_and_counts_stay
     assert res.closed == [resource]  # closed, not pooled
     stats = pool.stats()
     assert (stats.size, stats.leased, stats.broken, stats.closed) == (0, 0, 1, 1), stats
-    pool._reset = None
+    pool._closer._reset = None  # no reset from now on
+    pool._state.resets = False
     async with pool.lease(timeout=1) as fresh:  # the slot was freed
         assert fresh is not resource
 
@@ -356,7 +357,7 @@ def test_a_pool_whose_loop_ended_can_be_disposed_from_another_loop(
 
     async def first() -> None:
         await pool.prefill(3)
-        made.extend(entry.resource for entry in pool._alive.values())  # type: ignore[misc]
+        made.extend(entry.resource for entry in pool._state.alive.values())  # type: ignore[misc]
 
     async def second() -> None:
         await pool.dispose()  # the first loop has ended

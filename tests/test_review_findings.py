@@ -202,7 +202,7 @@ async def test_waiter_parked_while_a_lost_lease_is_collected_gets_its_slot(
     cycle.append(cycle)  # the holder dropped it inside a reference cycle (a traceback, say)
     del cycle
     gc.disable()  # let the cycle be collected exactly where gc would pick, under the lock
-    undo = _collect_when_parking(pool._guard)
+    undo = _collect_when_parking(pool._state)
     try:
         start = time.monotonic()
         with pytest.warns(ResourceWarning, match="garbage-collected"):
@@ -235,7 +235,7 @@ def test_waiter_parked_while_a_lost_lease_is_collected_gets_its_slot_threads() -
     cycle.append(cycle)
     del cycle
     gc.disable()
-    undo = _collect_when_parking(pool._guard)
+    undo = _collect_when_parking(pool._state)
     try:
         start = time.monotonic()
         with pytest.warns(ResourceWarning, match="garbage-collected"):
@@ -280,12 +280,12 @@ def test_lease_lost_in_another_thread_while_it_holds_the_lock_wakes_the_waiter()
     thread = threading.Thread(target=waiter)
     thread.start()
     deadline = time.monotonic() + 5
-    while pool._waiting == 0 and time.monotonic() < deadline:  # parked
+    while pool._state.line.waiting == 0 and time.monotonic() < deadline:  # parked
         time.sleep(0.01)
-    assert pool._waiting == 1
+    assert pool._state.line.waiting == 1
 
     def drop_while_another_call_holds_the_lock() -> None:
-        with pool._lock:  # another thread is in a pool call right now
+        with pool._state.lock:  # another thread is in a pool call right now
             holder.clear()  # the holder drops the resource unreleased
 
     with pytest.warns(ResourceWarning, match="garbage-collected"):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import attrs
 
-if TYPE_CHECKING:
-    from ._stats import PoolStats
+from ._leaks import Leases, site_line
+from ._reprs import show
+from ._stats import PoolStats
 
 
 class PoolError(Exception):
@@ -39,3 +40,67 @@ class PoolTimeout(PoolError, TimeoutError):
 
 class PoolClosed(PoolError):
     """The pool was disposed: it hands out nothing any more."""
+
+
+# -- wording: the one place each of the pool's own errors is built ------------
+
+
+@attrs.frozen
+class TimeoutFacts:
+    """What a ``PoolTimeout`` will say, noted under the lock as the caller gave up."""
+
+    stats: PoolStats
+    last_error: BaseException | None
+    ago: float  # seconds since the last factory error
+    leases: Leases | None  # the leases held past leak_timeout, if tracked
+    failing: bool  # an outage is under way: no creation has worked since that error
+
+
+def timeout_error(
+    kind: str, facts: TimeoutFacts, seconds: float | None, what: str, leak_timeout: float | None
+) -> PoolTimeout:
+    """The ``PoolTimeout`` of a ``kind`` pool whose caller gave up after ``seconds``.
+
+    Built outside the lock: ``repr()`` of the factory's error is user code.
+    """
+    last = facts.last_error
+    if last is None:
+        cause = "no factory errors so far"
+    else:
+        cause = f"last factory error ({facts.ago:.1f}s ago): {show(last)}"
+    held = ""
+    leases = facts.leases
+    if leases is not None:
+        held = (
+            f"; {leases.count} lease{'s' if leases.count > 1 else ''} held past "
+            f"leak_timeout={leak_timeout:g}s, the oldest for {leases.oldest:.1f}s, "
+            f"acquired at {site_line(leases.site)}"
+        )
+    error = PoolTimeout(
+        f"{kind}: no resource after {seconds:g}s {what} ({facts.stats}); {cause}{held}",
+        facts.stats,
+        last,
+    )
+    # A factory error within the call's own time span, or of an outage still
+    # under way (no creation has worked since), is why it timed out.
+    recent = facts.ago <= (seconds or 0) or facts.failing
+    error.__cause__ = last if last is not None and recent else None
+    error.__suppress_context__ = True  # the pool's internal TimeoutError says nothing more
+    return error
+
+
+def duplicate_error(resource: object) -> PoolError:
+    """The factory returned ``None`` or a resource the pool holds already."""
+    if resource is None:
+        return PoolError(
+            "the factory returned None: a factory must return the resource it made "
+            "(is a `return` missing?); nothing was pooled and its slot is free"
+        )
+    return PoolError(
+        f"the factory returned {show(resource)}, which this pool already "
+        "holds; a factory must return a new resource on every call"
+    )
+
+
+def closed_message(kind: str) -> str:
+    return f"this {kind} was disposed; create a new pool"

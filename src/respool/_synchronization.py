@@ -981,6 +981,10 @@ class AsyncLoopGuard:
     wakes_from_any_thread = False  # a parked task is woken on its own loop only
 
     def __init__(self) -> None:
+        self.unbind()
+
+    def unbind(self) -> None:
+        """Back to unbound: the next ``check()`` binds to the loop it runs on."""
         self._library = ""
         self._tasks: set[asyncio.Task[None]] = set()
         self.token: object = None
@@ -1074,6 +1078,9 @@ class LoopGuard:
         self.get_current: Callable[[], object] = _no_loop
         self.new_event = Event
         self.clock: Callable[[], float] = time.monotonic
+
+    def unbind(self) -> None:
+        """Nothing to undo: threads have no loop."""
 
     @staticmethod
     def spawn(

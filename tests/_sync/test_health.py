@@ -373,7 +373,7 @@ def test_pool_recycle_is_cut_by_up_to_five_percent_per_resource() -> None:
     res = Resources()
     pool = res.pool(pool_size=50, pool_recycle=100)
     pool.prefill()
-    lifetimes = [e.expires_at - e.last_used for e in pool._alive.values()]  # never used yet
+    lifetimes = [e.expires_at - e.last_used for e in pool._state.alive.values()]  # never used yet
     assert all(95 <= t <= 100 for t in lifetimes), lifetimes
     assert len({round(t, 6) for t in lifetimes}) > 40  # spread, not one value
 

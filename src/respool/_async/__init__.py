@@ -1,5 +1,6 @@
 """The async face: the hand-written source of truth for ``respool._sync``."""
 
-from .pool import AsyncLease, AsyncPool
+from .lease import AsyncLease
+from .pool import AsyncPool
 
 __all__ = ["AsyncLease", "AsyncPool"]

@@ -1,6 +1,7 @@
 # generated from src/respool/_async/__init__.py by unasync_build.py: do not edit, edit the source
 """The threaded face, generated from ``respool._async``."""
 
-from .pool import Lease, Pool
+from .lease import Lease
+from .pool import Pool
 
 __all__ = ["Lease", "Pool"]

@@ -1,4 +1,4 @@
-"""The pool's record of one resource, the same for both faces."""
+"""The pool's record of one resource."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ T = TypeVar("T")
 
 
 class LostRef(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference to a leased resource that knows its record and pool.
+    """A weak reference to a leased resource that knows its record and pool state.
 
     Its callback runs when a holder drops the resource without releasing it.
     """
 
-    __slots__ = ("entry", "pool")
+    __slots__ = ("entry", "state")
     entry: Entry[Any]
-    pool: weakref.ref[Any]  # the pool, weakly: a pool's resources must not keep it alive
+    state: weakref.ref[Any]  # weakly: a pool's resources must not keep it alive
 
 
 @attrs.define(eq=False)

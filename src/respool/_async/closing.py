@@ -1,0 +1,284 @@
+"""Closing resources: the releaser, ``reset`` on return, and replacing a resource an acquire met.
+
+Every close is cleanup: it runs under a shield, bounded by
+``cleanup_timeout``; what follows from it is the state's (``_state/closings.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Generic, TypeVar, cast
+
+from .._config import Settings
+from .._deadline import Deadline
+from .._reprs import show
+from .._state import PoolState
+from .._state.line import Waiter
+from .._state.records import Entry
+from .._state.steps import AGAIN, Again, Slot, TimedOut
+from .._synchronization import (
+    AsyncBoundedCall,
+    AsyncHelpers,
+    AsyncLoopGuard,
+    AsyncShield,
+    NotAwaitableError,
+    async_ki_protected,
+)
+from .._types import AsyncCheck, AsyncReleaser
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import ExceptionGroup
+
+T = TypeVar("T")
+
+logger = logging.getLogger("respool")
+
+_RESET_REFUSED = Exception("reset returned False")  # closes the resource quietly
+
+
+@async_ki_protected  # threads: KeyboardInterrupt waits until the bookkeeping is done
+class Closer(Generic[T]):
+    """Runs the releaser and ``reset`` for one pool."""
+
+    def __init__(
+        self,
+        state: PoolState[T],
+        settings: Settings,
+        releaser: AsyncReleaser[T] | None,
+        reset: AsyncCheck[T] | None,
+        guard: AsyncLoopGuard,
+        helpers: AsyncHelpers,
+    ) -> None:
+        self._state = state
+        self._releaser = releaser
+        self._reset = reset
+        self._is_closed = settings.is_closed
+        self._cleanup_timeout = settings.cleanup_timeout
+        self._guard = guard
+        self._helpers = helpers
+
+    async def take_back(self, resource: T, how: str, suspect: bool) -> None:
+        """Release (``how="release"``) or discard a leased resource: reset, pool or close it.
+
+        ``suspect``: its holder failed, so it is checked when next handed out.
+        Raises :class:`PoolError` (nothing changes) if the pool does not lease it.
+        """
+        if how == "release" and self._is_closed is not None and is_dead(self._is_closed, resource):
+            how = "discard"  # dead: closed, never pooled
+        entry, to_close, overdue = self._state.take_back(resource, how, suspect)
+        if self._reset is not None and how == "release":
+            to_close = await self.run_reset(entry)
+        if to_close is not None:
+            await self.close_and_free(to_close)
+        if overdue is not None and self._state.leaks is not None:
+            self._state.leaks.warn_returned(overdue)
+
+    def _cleanup_deadline(self) -> float | None:
+        if self._cleanup_timeout is None:
+            return None
+        return self._state.clock() + self._cleanup_timeout
+
+    async def close(self, entry: Entry[T]) -> Exception | None:
+        """Run the releaser, shielded from cancellation; return its error.
+
+        It is bounded by ``cleanup_timeout``.  A releaser left running past it
+        (threads: a call cannot be cut short) keeps its resource counted alive
+        and its slot taken until it really ends (``entry.late`` is set, and
+        the state's ``closed_late`` settles it), so closing never lets more
+        than ``pool_size`` resources exist.
+        """
+        error: Exception | None = None
+        call: AsyncBoundedCall[object] | None = None
+        try:
+            if self._releaser is not None:
+                call = AsyncBoundedCall(
+                    functools.partial(self._releaser, entry.held()),
+                    functools.partial(self._closed_late, entry),
+                    self._state.clock,
+                    self._helpers,
+                )
+                with AsyncShield():
+                    await call.run(self._cleanup_deadline(), start=True)
+        except Exception as exc:
+            error = exc
+            if call is not None and call.timed_out:
+                error = TimeoutError(
+                    f"the releaser did not finish within cleanup_timeout={self._cleanup_timeout}s"
+                )
+        finally:
+            late = call is not None and call.detached
+            self._state.closed_one(entry, failed=error is not None, late=late)
+        if isinstance(error, NotAwaitableError):  # a plain releaser: a mistake, raised
+            raise error.about("releaser", "it ran; its resource counts as closed") from None
+        return error
+
+    async def _closed_late(
+        self, entry: Entry[T], result: object, error: BaseException | None
+    ) -> None:
+        self._state.closed_late(entry)
+
+    async def close_and_free(self, entry: Entry[T]) -> None:
+        """Close a resource nobody holds (logging a releaser error), free its slot."""
+        try:
+            error = await self.close(entry)
+        finally:
+            if not entry.late:
+                self._state.free_slot()
+        _log_close_error(entry, error)
+
+    async def close_all(self, entries: list[Entry[T]], *, log: bool) -> list[Exception]:
+        """Close resources taken out of the pool, every one, and free their slots."""
+        errors = []
+        interrupted: BaseException | None = None
+        with AsyncShield():
+            for entry in entries:
+                try:
+                    error = await self.close(entry)
+                except BaseException as exc:
+                    # Finish the batch anyway, or the rest would hold their slots
+                    # forever (a shield does not stop asyncio's own Task.cancel()).
+                    interrupted = interrupted or exc
+                    continue
+                finally:
+                    if not entry.late:
+                        self._state.free_slot()
+                if log:
+                    _log_close_error(entry, error)
+                elif error is not None:
+                    errors.append(error)
+        if interrupted is not None:
+            raise interrupted
+        return errors
+
+    async def close_idle(self, idle: list[Entry[T]], gone: bool, raise_errors: bool) -> None:
+        """Dispose's closing: every idle resource, one at a time, each failure named."""
+        failed: list[tuple[Entry[T], Exception]] = []
+        interrupted: BaseException | None = None
+        try:
+            for entry in idle:
+                try:
+                    failed += [(entry, error) for error in await self.close_all([entry], log=False)]
+                except BaseException as exc:  # finish the batch (see close_all), then re-raise
+                    interrupted = interrupted or exc
+        finally:
+            self._helpers.close()
+        if failed and raise_errors and interrupted is None:
+            raise ExceptionGroup(
+                f"{len(failed)} of {len(idle)} idle resources failed to close on dispose",
+                [error for _, error in failed],
+            )
+        hint = " (the pool's loop had ended: the resource may have belonged to it)" if gone else ""
+        for entry, error in failed:
+            logger.warning(
+                "dispose: the releaser failed to close %s%s",
+                show(entry.resource),
+                hint,
+                exc_info=error,
+            )
+        if interrupted is not None:
+            raise interrupted
+
+    async def replace(self, entry: Entry[T], deadline: Deadline) -> Slot | Again | TimedOut:
+        """Close a stale or broken resource the caller took; keep its slot to create in.
+
+        Keeping the slot keeps the caller's place: a newcomer parked meanwhile
+        stays behind it.  The releaser runs in the background, bounded by
+        ``cleanup_timeout`` alone, while the caller waits for it until its own
+        deadline: past it the caller times out and the close goes on, its slot
+        then going to the line.  Looks again when idle resources are left or
+        the pool closed.
+        """
+        state = self._state
+        closing: Waiter[T] = Waiter(state.new_event())  # in no line
+        wait = state.replacing(closing)
+        self._guard.spawn(
+            functools.partial(self._close_in_background, entry, closing),
+            needed=deadline.at is not None,
+            helpers=self._helpers,
+        )
+        if not wait:
+            return AGAIN  # another idle one may serve at once: do not wait for the close
+        try:
+            await closing.event.wait(deadline.at)
+        except BaseException:
+            state.stop_replacing(closing)
+            raise
+        step = state.replaced(entry, closing)
+        if step is None:
+            raise cast(BaseException, closing.failed)
+        return step
+
+    async def _close_in_background(self, entry: Entry[T], closing: Waiter[T]) -> None:
+        """Close a resource an acquire met; hand its slot to that caller if still there.
+
+        It runs in the background and never raises (nothing would catch it).
+        """
+        error: BaseException | None
+        try:
+            error = await self.close(entry)
+        except BaseException as exc:  # a plain releaser (TypeError), the loop ending
+            error = exc
+        mistake = error if isinstance(error, NotAwaitableError) else None
+        if self._state.background_closed(entry, closing, mistake):
+            error = None  # its caller raises it
+        if isinstance(error, Exception):
+            _log_close_error(entry, error)
+
+    async def run_reset(self, entry: Entry[T]) -> Entry[T] | None:
+        """Run ``reset`` on a released resource; pool it, or return it to be closed."""
+        reset = cast(AsyncCheck[T], self._reset)
+        call = AsyncBoundedCall(
+            functools.partial(reset, entry.held()),
+            functools.partial(self.overran, entry, True),
+            self._state.clock,
+            self._helpers,
+        )
+        error: BaseException | None = None
+        try:
+            with AsyncShield():
+                if await call.run(self._cleanup_deadline(), start=True) is False:
+                    error = _RESET_REFUSED
+        except BaseException as exc:
+            error = exc
+        if call.detached:  # threads: the reset goes on; overran() closes it when done
+            if isinstance(error, Exception):
+                return None
+            raise cast(BaseException, error)
+        to_close = self._state.reset_done(entry, ok=error is None)
+        if error is None:
+            return to_close
+        if not isinstance(error, Exception) or isinstance(error, NotAwaitableError):
+            await self.close_and_free(entry)
+            if isinstance(error, NotAwaitableError):  # a plain reset: a mistake, raised
+                raise error.about("reset", "its resource was closed, not pooled") from None
+            raise error
+        if error is not _RESET_REFUSED:
+            logger.warning("reset failed on %s (%s); closing it", show(entry.resource), show(error))
+        return entry
+
+    async def overran(
+        self, entry: Entry[T], taken: bool, result: object, error: BaseException | None
+    ) -> None:
+        """A ``check`` or ``reset`` its caller stopped waiting for ended (threads only).
+
+        It overran its time, so the resource is not trusted: close it.
+        """
+        self._state.broke(entry, taken=taken)
+        await self.close_and_free(entry)
+
+
+def is_dead(is_closed: Callable[[T], object], resource: T) -> bool:
+    """``is_closed(resource)``, outside the lock; an error counts as dead."""
+    try:
+        return bool(is_closed(resource))
+    except Exception as exc:
+        logger.warning("is_closed raised on %s (%s); closing it", show(resource), show(exc))
+        return True
+
+
+def _log_close_error(entry: Entry[T], error: Exception | None) -> None:
+    if error is not None:
+        logger.error("releaser failed to close %s", show(entry.resource), exc_info=error)

@@ -1,0 +1,32 @@
+"""A pool's state, sans I/O: written once, shared by both faces, never generated.
+
+Everything a pool decides under its lock lives here: the idle store, the
+alive table, slot counting, the waiting line, generations, backoff, counters
+and the lost-lease queue.  It never awaits, never calls user code, never
+formats a resource, and knows no event loop or thread; the drivers in
+``_async/`` (and their generated twins in ``_sync/``) await, call the user's
+callables, and act on the steps it returns (``steps.py``).
+
+``PoolState`` is the ledger (``ledger.py``: claim, place, free a slot,
+lease, lost leases, stats) with the bookkeeping of creation
+(``creations.py``), of resources coming back (``returns.py``) and of closing
+(``closings.py``) mixed in, each a topic of its own.  Methods whose name
+starts with ``_`` assume the caller holds the lock; the others take it.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from .closings import Closings
+from .creations import Creations
+from .returns import Returns
+
+T = TypeVar("T")
+
+
+class PoolState(Creations[T], Returns[T], Closings[T]):
+    """One pool's state; see the package docstring and each part's module."""
+
+
+__all__ = ["PoolState"]

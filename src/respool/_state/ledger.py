@@ -1,0 +1,391 @@
+"""The ledger: what a pool holds and owes, and who gets a resource.
+
+Every field is guarded by ``lock``, which is never held across a wait or a
+call out to user code.  Methods whose name starts with ``_`` assume the
+caller holds it; the others take it themselves (puddle's habit).
+
+* ``slots`` is the one capacity count: resources alive (idle, leased, in
+  hand-off or being closed) plus factory calls under way.  It never exceeds
+  ``limit``: only :meth:`claim` (and prefill's reservation) take a slot, and
+  a slot is freed only by :meth:`_free_slot`, which hands it to the oldest
+  waiter (who then creates a resource in it) if there is one.
+* ``idle`` holds resources nobody holds.  It is never non-empty while a live
+  waiter is parked: :meth:`_put` hands a returned resource straight to the
+  oldest waiter, so a newcomer cannot barge past it.
+* ``lost`` collects records of leased resources their holders dropped
+  without releasing them (a weak-reference callback appends, with no lock);
+  the next operation under the lock recovers their slots.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from .._config import Settings
+from .._errors import PoolClosed, TimeoutFacts, closed_message
+from .._leaks import Leaks, site_line
+from .._stats import PoolStats
+from .backoff import Backoff
+from .line import Line, Waiter
+from .records import Entry, LostRef
+from .steps import SLOT, Creation, Stale, Step, Vet
+
+T = TypeVar("T")
+
+RECYCLE_JITTER = 0.05  # each resource's pool_recycle is cut by up to this fraction
+
+
+def on_lost(ref: LostRef) -> None:
+    """A leased resource was garbage-collected: its holder never released it."""
+    state = ref.state()
+    if state is not None and state.owner() is not None:  # a pool dropped says nothing
+        state.lost_one(ref.entry)
+
+
+def _unbound_event() -> Any:
+    raise RuntimeError("no event before the pool is bound")  # pragma: no cover
+
+
+def _always() -> object:
+    return True
+
+
+def _run_now(fn: Callable[[], object]) -> None:
+    fn()
+
+
+class Ledger(Generic[T]):
+    """The core of a pool's state: sans-I/O, the same object for both faces.
+
+    It never awaits, never calls user code, never formats a resource, and
+    knows no event loop or thread: the driver gives it a lock factory, a
+    clock, an event factory and a way to run a function soon, and rebinds the
+    last three when the pool binds to its loop.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        settings: Settings,
+        *,
+        checks: bool,
+        resets: bool,
+        new_lock: Callable[[], Any],
+        clock: Callable[[], float],
+    ) -> None:
+        """``checks``, ``resets``: whether the pool has a ``check``, a ``reset``."""
+        self.kind = kind  # the face's class name, for errors
+        self.limit = settings.pool_size
+        self.recycle = settings.recycle
+        self.check_interval = settings.check_interval
+        asks_is_closed = settings.is_closed is not None
+        self.asks_is_closed = asks_is_closed  # every hand-out is vetted
+        self.vets = checks or asks_is_closed  # some hand-outs are vetted
+        self.resets = resets  # every return runs reset first
+        leak_timeout = settings.leak_timeout
+        self.leaks = None if leak_timeout is None else Leaks(leak_timeout)
+        self.plain = not resets and leak_timeout is None and not asks_is_closed
+        lifo, max_backoff = settings.lifo, settings.max_backoff
+        self.clock = clock
+        self.new_event: Callable[[], Any] = _unbound_event
+        self.call_soon: Callable[[Callable[[], object]], None] = _run_now
+        self.wakes_from_any_thread = True  # False: call_soon, on the pool's own loop
+        self._new_lock = new_lock
+        self._max_backoff = max_backoff
+        self.idle: deque[Entry[T]] = deque()
+        self._pop_idle = self.idle.pop if lifo else self.idle.popleft
+        self.alive: dict[int, Entry[T]] = {}  # by id(resource): who is ours, and leased
+        self.line: Line[T] = Line()
+        self.lost: deque[Entry[T]] = deque()
+        self.generation = 0  # recycle(force=True) bumps it: older resources are retired
+        self.closed = False
+        self._self_ref = weakref.ref(self)
+        self.owner: Callable[[], object] = _always  # the pool, weakly (set by the face)
+        self._start_empty()
+
+    def _start_empty(self) -> None:
+        """Every gauge and counter at zero, and a fresh lock: a new pool, or a forked child's."""
+        self.lock = self._new_lock()
+        self.slots = self.creating = self.leased = 0
+        self.creations: set[Creation[T]] = set()  # running in the background
+        self.created = self.closed_count = self.acquired = 0
+        self.timeouts = self.create_errors = self.close_errors = 0
+        self.broken = self.lost_count = 0
+        self.last_error: BaseException | None = None
+        self.last_error_at = 0.0
+        self.backoff = Backoff(self._max_backoff)
+
+    def forget(self) -> None:
+        """In a forked child: every resource is the parent's; start over, empty.
+
+        The child neither hands them out nor closes them.  (Another thread may
+        have held the lock at the fork: the child gets a new one.)
+        """
+        for entry in self.alive.values():
+            entry.ref = None
+        self.alive.clear()
+        self.idle.clear()
+        self.line.clear()
+        self.lost.clear()
+        if self.leaks is not None:
+            self.leaks.clear()
+        self.new_event = _unbound_event
+        self.call_soon = _run_now
+        self._start_empty()
+
+    # -- the acquire hot path ----------------------------------------------------
+
+    def claim(self, front: bool = False) -> Step[T]:
+        """An idle resource, a slot to create in, or a place in line.
+
+        ``front``: the caller was at the head of the line already (it looks
+        again), so it keeps its place ahead of those who came later.
+        """
+        with self.lock:
+            if self.closed:
+                raise PoolClosed(closed_message(self.kind))
+            if self.lost:
+                self._recover_lost()
+            if self.idle:
+                entry = self._pop_idle()
+                now = self.clock()
+                if now >= entry.expires_at or entry.generation != self.generation:  # _usable
+                    return Stale(entry)
+                if self.leaks is not None:
+                    self._lease(entry)
+                else:  # _lease, inlined: this is the acquire hot path
+                    entry.leased = True
+                    self.leased += 1
+                    self.acquired += 1
+                if self.vets and (
+                    self.asks_is_closed or now - entry.last_used >= self.check_interval
+                ):
+                    return Vet(entry)
+                return entry
+            if self.slots < self.limit:
+                self.slots += 1
+                self.creating += 1
+                return SLOT
+            return self._enqueue(front=front)
+
+    def _enqueue(self, *, front: bool) -> Waiter[T]:
+        waiter: Waiter[T] = Waiter(self.new_event())
+        self.line.join(waiter, front=front)
+        return waiter
+
+    def _usable(self, entry: Entry[T], now: float) -> bool:
+        return now < entry.expires_at and entry.generation == self.generation
+
+    def _vetting(self, entry: Entry[T], now: float) -> Entry[T] | Vet[T]:
+        if self.vets and (self.asks_is_closed or now - entry.last_used >= self.check_interval):
+            return Vet(entry)
+        return entry
+
+    # -- placing a resource, freeing a slot ----------------------------------------
+
+    def _put(self, entry: Entry[T], now: float) -> Entry[T] | None:
+        """Place an unheld resource: to the oldest waiter, else idle.
+
+        Returns it instead when it must be closed (expired, retired, or the
+        pool is closed): the caller closes it and frees its slot.
+        """
+        if self.closed or now >= entry.expires_at or entry.generation != self.generation:  # _usable
+            return entry
+        waiter = self.line.pop() if self.line.waiting else None
+        if waiter is None:
+            self.idle.append(entry)
+            return None
+        self._lease(entry)
+        entry.handed = waiter
+        waiter.entry = entry
+        if waiter.failed is None:
+            waiter.event.set()
+        else:  # woken already (its factory call failed): it takes this instead of retrying
+            waiter.failed = None
+        if waiter.creation is not None:  # its factory call goes on for whoever is next
+            waiter.creation.owner = None
+            waiter.creation = None
+        elif waiter.holds_slot:  # it was backing off in a slot it no longer needs
+            waiter.holds_slot = False
+            self._creation_failed()
+        return None
+
+    def free_slot(self) -> None:
+        with self.lock:
+            self._free_slot()
+
+    def _free_slot(self) -> None:
+        """A slot emptied: the oldest waiter gets to create in it, else it is free."""
+        waiter = self.line.pop(for_slot=True)
+        if waiter is None:
+            self.slots -= 1
+            return
+        self.creating += 1
+        waiter.slot = True
+        waiter.event.set()
+
+    def _creation_failed(self) -> None:
+        """A reserved slot will hold no resource after all: free it."""
+        self.creating -= 1
+        self._free_slot()
+
+    # -- leases ------------------------------------------------------------------
+
+    def _lease(self, entry: Entry[T]) -> None:
+        entry.leased = True
+        self.leased += 1
+        self.acquired += 1
+        if self.leaks is not None:
+            self.leaks.leased(entry, self.clock())
+
+    def _unlease(self, entry: Entry[T], *, taken: bool = True) -> None:
+        """``taken=False``: the caller never got it, so it does not count as acquired."""
+        entry.leased = False
+        self.leased -= 1
+        if not taken:
+            self.acquired -= 1
+        if self.leaks is not None:
+            self.leaks.unleased(entry)
+
+    def abandon(self, waiter: Waiter[T]) -> Entry[T] | None:
+        with self.lock:
+            return self._abandon(waiter)
+
+    def _abandon(self, waiter: Waiter[T]) -> Entry[T] | None:
+        """A waiter gave up (or the pool closed): pass on what it holds, leave the line.
+
+        Returns a resource the caller must close (the pool closed meanwhile).
+        """
+        if waiter.entry is not None:
+            entry, waiter.entry = waiter.entry, None
+            entry.handed = None
+            self._unlease(entry, taken=False)
+            return self._put(entry, self.clock())
+        if waiter.slot:
+            waiter.slot = False
+            self.creating -= 1
+            self._free_slot()
+            return None
+        if not waiter.closed:
+            self.line.leave(waiter)
+        if waiter.creation is not None:  # its factory call goes on, for whoever is next
+            waiter.creation.owner = None
+            waiter.creation = None
+        if waiter.holds_slot or waiter.failed is not None:  # a slot it held for a retry
+            waiter.holds_slot = False
+            waiter.failed = None
+            self._creation_failed()
+        return None
+
+    # -- new resources -------------------------------------------------------------
+
+    def _register(self, resource: T, generation: int) -> Entry[T]:
+        """A factory call returned a new resource: its slot now holds it."""
+        self.creating -= 1
+        self.backoff.succeeded()
+        now = self.clock()
+        expires_at = now + self.recycle * (1.0 - RECYCLE_JITTER * random.random())
+        entry = Entry(resource, id(resource), expires_at, generation, now)
+        try:
+            ref = LostRef(resource, on_lost)
+        except TypeError:
+            pass  # no weak references to this type: a dropped lease goes unnoticed
+        else:
+            ref.entry = entry
+            ref.state = self._self_ref
+            entry.ref = ref
+        self.alive[entry.key] = entry
+        self.created += 1
+        return entry
+
+    # -- leases dropped unreleased ---------------------------------------------------
+
+    def lost_one(self, entry: Entry[T]) -> None:
+        """Weak-reference callback: a holder dropped ``entry``'s resource unreleased.
+
+        It may run inside any allocation, even one made under the pool's own
+        lock, and in any thread (the cyclic GC runs wherever it is triggered),
+        so it never waits for the lock: if the lock is busy, recovery is
+        scheduled to run once the holder is done (a parked waiter must not
+        wait on a slot nobody will free).  A pool bound to a loop always
+        schedules it there: only on its own loop may a parked task be woken.
+        """
+        self.lost.append(entry)
+        if self.wakes_from_any_thread and self.lock.acquire(blocking=False):
+            try:
+                self._recover_lost()
+            finally:
+                self.lock.release()
+        else:
+            self.call_soon(self.recover_lost)
+        warnings.warn(
+            f"{self.kind}: a leased resource was garbage-collected without being "
+            f"released, so its slot was recovered; it was acquired at {site_line(entry.site)}. "
+            "Release or discard every resource you acquire, or use `lease()`",
+            ResourceWarning,
+            stacklevel=2,
+        )
+
+    def recover_lost(self) -> None:
+        with self.lock:
+            self._recover_lost()
+
+    def _recover_lost(self) -> None:
+        """Free the slots of leased resources their holders dropped unreleased."""
+        while self.lost:
+            entry = self.lost.popleft()
+            if self.alive.get(entry.key) is entry and entry.leased and entry.resource is None:
+                del self.alive[entry.key]
+                entry.ref = None
+                self._unlease(entry)
+                self.lost_count += 1
+                self.closed_count += 1
+                self._free_slot()
+
+    # -- what the pool can say about itself ------------------------------------------
+
+    def stats(self) -> PoolStats:
+        with self.lock:
+            if self.lost:
+                self._recover_lost()
+            return self._stats()
+
+    def _stats(self) -> PoolStats:
+        line = self.line
+        return PoolStats(
+            pool_size=self.limit,
+            size=self.slots - self.creating,
+            idle=len(self.idle),
+            leased=self.leased,
+            creating=self.creating,
+            waiting=line.waiting - line.creators,
+            created=self.created,
+            closed=self.closed_count,
+            acquired=self.acquired,
+            timeouts=self.timeouts,
+            create_errors=self.create_errors,
+            close_errors=self.close_errors,
+            broken=self.broken,
+            lost=self.lost_count,
+        )
+
+    def timeout_facts(self) -> TimeoutFacts:
+        with self.lock:
+            return self._timeout_facts()
+
+    def _timeout_facts(self) -> TimeoutFacts:
+        """Count a timeout and note what its message will say."""
+        self.timeouts += 1
+        now = self.clock()
+        leases = None
+        if self.leaks is not None:
+            leases = self.leaks.overdue_leases(self.alive.values(), now)
+        return TimeoutFacts(
+            self._stats(), self.last_error, now - self.last_error_at, leases,
+            self.backoff.failures > 0,
+        )  # fmt: skip
