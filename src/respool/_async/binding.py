@@ -20,7 +20,7 @@ from .._synchronization import AsyncLoopGuard, async_ki_protected
 class Binding:
     """A pool's loop guard, and the state's view of it kept in step."""
 
-    __slots__ = ("_state", "guard")
+    __slots__ = ("__weakref__", "_state", "guard")
 
     def __init__(self, guard: AsyncLoopGuard, state: PoolState[Any]) -> None:
         self.guard = guard  # the same object for the pool's life: (un)binding is in place
@@ -52,8 +52,13 @@ class Binding:
             return True
         return False
 
-    def forget(self) -> None:
-        """In a forked child: the parent's loop is not the child's."""
+    def _forget_after_fork(self) -> None:
+        """In a child process after ``os.fork()``: every resource is the parent's.
+
+        The child neither hands them out nor closes them; it starts empty, its
+        counters at zero (they count what the child does), and unbound.
+        """
+        self._state.forget()
         self.guard.unbind()
         self._bound()
 

@@ -154,8 +154,24 @@ class Closer(Generic[T]):
             raise interrupted
         return errors
 
-    def close_idle(self, idle: list[Entry[T]], gone: bool, raise_errors: bool) -> None:
-        """Dispose's closing: every idle resource, one at a time, each failure named."""
+    def dispose(
+        self,
+        idle: list[Entry[T]],
+        stops: list[Callable[[], object]],
+        *,
+        gone: bool,
+        raise_errors: bool,
+    ) -> None:
+        """Dispose's closing: stop the creations, close every idle resource, name each failure.
+
+        ``gone``: the pool's loop has ended, so a creation there cannot be stopped.
+        """
+        for stop in stops:  # what they made would only be closed: stop them
+            try:
+                stop()
+            except RuntimeError:
+                if not gone:
+                    raise
         failed: list[tuple[Entry[T], Exception]] = []
         interrupted: BaseException | None = None
         try:

@@ -166,19 +166,11 @@ class Pool(Generic[T]):
         callable_check("check", check)
         callable_check("reset", reset)
         s = settings(
-            pool_size=pool_size,
-            pool_recycle=pool_recycle,
-            lifo=lifo,
-            acquire_timeout=acquire_timeout,
-            check_interval=check_interval,
-            leak_timeout=leak_timeout,
-            cleanup_timeout=cleanup_timeout,
-            max_backoff=max_backoff,
-            is_closed=is_closed,
-            discard_on=discard_on,
-            fatal=fatal,
-            create_timeout=create_timeout,
-        )
+            pool_size=pool_size, pool_recycle=pool_recycle, lifo=lifo,
+            acquire_timeout=acquire_timeout, check_interval=check_interval,
+            leak_timeout=leak_timeout, cleanup_timeout=cleanup_timeout, max_backoff=max_backoff,
+            is_closed=is_closed, discard_on=discard_on, fatal=fatal, create_timeout=create_timeout,
+        )  # fmt: skip
         self._pool_size = s.pool_size
         self._acquire_timeout = s.acquire_timeout
         self._discard_on = s.discard_on  # read by the lease
@@ -190,8 +182,8 @@ class Pool(Generic[T]):
         )  # fmt: skip
         self._leaks = state.leaks
         state.owner = weakref.ref(self)
-        self._binding = Binding(guard, state)
-        self._guard, self._check_loop = guard, self._binding.check
+        self._binding = binding = Binding(guard, state)
+        self._guard, self._check_loop = guard, binding.check
         self._helpers = helpers = Helpers(factory, s.pool_size)  # threads for bounded calls
         name = f"{type(self).__name__}({name_of(factory)})"  # in log lines
         self._closer = closer = Closer(state, s, releaser, reset, guard, helpers)
@@ -202,7 +194,7 @@ class Pool(Generic[T]):
         self._claim = state.claim
         self._serve = acquirer.serve
         self._return_quickly = state.return_quickly
-        _fork.register(self)
+        _fork.register(binding)  # a forked child's pool starts over, empty
         _tracking.pool_created(self)
         wrap_sigint_handler()
 
@@ -332,10 +324,10 @@ class Pool(Generic[T]):
         made = 0
         while self._state.reserve(target):
             step = self._creator.prefill_one(deadline)
+            if isinstance(step, TimedOut):
+                raise self._timeout_error(step, deadline)
             if step is MADE:
                 made += 1
-            elif isinstance(step, TimedOut):
-                raise self._timeout_error(step, deadline)
         return made
 
     def recycle(self, force: bool = False) -> int:
@@ -372,16 +364,8 @@ class Pool(Generic[T]):
         """
         gone = self._binding.check_or_rebind()
         closed = self._state.close(gone)
-        if closed is None:
-            return  # disposed already
-        idle, stops = closed
-        for stop in stops:  # what they made would only be closed: stop them
-            try:
-                stop()
-            except RuntimeError:
-                if not gone:
-                    raise
-        self._closer.close_idle(idle, gone, raise_errors)
+        if closed is not None:  # else disposed already
+            self._closer.dispose(*closed, gone=gone, raise_errors=raise_errors)
 
     def stats(self) -> PoolStats:
         """A consistent snapshot of the pool's gauges and counters.
@@ -448,12 +432,3 @@ class Pool(Generic[T]):
     def _outstanding(self) -> list[tuple[object, traceback.StackSummary | None]]:
         """Resources leased now, with where each was acquired (the pytest plugin asks)."""
         return self._state.outstanding()
-
-    def _forget_after_fork(self) -> None:
-        """In a child process after ``os.fork()``: every resource is the parent's.
-
-        The child neither hands them out nor closes them; it starts empty, its
-        counters at zero (they count what the child does).
-        """
-        self._state.forget()
-        self._binding.forget()
