@@ -23,8 +23,8 @@ from .._config import DEFAULT, Default, settings
 from .._deadline import Deadline
 from .._errors import PoolClosed, closed_message
 from .._reprs import name_of
+from .._state import CODE as STATE_CODE
 from .._state import PoolState
-from .._state.ledger import on_lost
 from .._state.records import Entry
 from .._state.steps import MADE, TimedOut
 from .._stats import PoolStats
@@ -46,8 +46,8 @@ from .lease import AsyncLease
 T = TypeVar("T")
 
 # Threads: KeyboardInterrupt waits until the shared state's bookkeeping is done.
-async_ki_protected(PoolState)
-async_ki_protected(on_lost)
+for _code in STATE_CODE:
+    async_ki_protected(_code)
 
 
 @async_ki_protected  # threads: KeyboardInterrupt waits until the bookkeeping is done

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from .backoff import Backoff
 from .closings import Closings
 from .creations import Creations
+from .ledger import Ledger, on_lost
+from .line import Line
 from .returns import Returns
 
 T = TypeVar("T")
@@ -29,4 +32,7 @@ class PoolState(Creations[T], Returns[T], Closings[T]):
     """One pool's state; see the package docstring and each part's module."""
 
 
-__all__ = ["PoolState"]
+# Everything here that runs code: the threaded face marks it for its Ctrl-C protection.
+CODE = (Backoff, Closings, Creations, Ledger, Line, Returns, on_lost)
+
+__all__ = ["CODE", "PoolState"]

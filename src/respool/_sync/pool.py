@@ -24,8 +24,8 @@ from .._config import DEFAULT, Default, settings
 from .._deadline import Deadline
 from .._errors import PoolClosed, closed_message
 from .._reprs import name_of
+from .._state import CODE as STATE_CODE
 from .._state import PoolState
-from .._state.ledger import on_lost
 from .._state.records import Entry
 from .._state.steps import MADE, TimedOut
 from .._stats import PoolStats
@@ -47,8 +47,8 @@ from .lease import Lease
 T = TypeVar("T")
 
 # Threads: KeyboardInterrupt waits until the shared state's bookkeeping is done.
-ki_protected(PoolState)
-ki_protected(on_lost)
+for _code in STATE_CODE:
+    ki_protected(_code)
 
 
 @ki_protected  # threads: KeyboardInterrupt waits until the bookkeeping is done
