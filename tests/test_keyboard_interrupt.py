@@ -338,7 +338,7 @@ def test_pool_construction_wraps_only_the_default_handler() -> None:
     Recorder().pool()
     wrapped = signal.getsignal(signal.SIGINT)
     assert wrapped is not signal.default_int_handler
-    assert getattr(wrapped, "__module__", None) == "respool._synchronization"
+    assert getattr(wrapped, "__module__", None) == "respool._synchronization.interrupts"
 
     def mine(signum: int, frame: FrameType | None) -> None:
         pass

@@ -153,7 +153,7 @@ def test_a_check_cut_short_by_the_deadline_never_times_out_early_on_uvloop() -> 
     ("checking an idle resource") comes before the requested timeout, measured with
     ``time.monotonic()`` (about 3-5 % of 300 calls, by up to ~0.1 ms).  The waiter path was
     fixed for uvloop, the check path was not.  Cause: ``AsyncBoundedCall.run``
-    (_synchronization.py) bounds the check with ``anyio.move_on_after``, i.e. on uvloop's
+    (_synchronization/calls.py) bounds the check with ``anyio.move_on_after``, i.e. on uvloop's
     millisecond-rounded ``loop.time()``, and ``_vet`` treats its firing as the deadline
     without re-checking the pool's clock.
     """
