@@ -1,11 +1,17 @@
-"""AsyncPool behaviour with no threaded counterpart: cancellation and event loops."""
+"""AsyncPool behaviour with no threaded counterpart: cancellation and event loops.
+
+Also a few tests written with anyio itself, so not generated for threads: their
+threaded twins, written by hand, are in tests/test_threads.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -19,6 +25,13 @@ from ._async.resources import AsyncResources, Resource, hold
 from .concurrency import async_wait_until
 
 pytestmark = pytest.mark.anyio
+
+
+class Res:
+    """A resource that supports weak references (so a dropped lease is noticed)."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
 
 
 # -- cancellation ------------------------------------------------------------------
@@ -144,6 +157,71 @@ async def test_dispose_stops_a_factory_call_nobody_waits_for() -> None:
     await pool.dispose()
     await async_wait_until(lambda: pool.stats().creating == 0)
     assert pool.stats().size == 0 and res.created == []
+
+
+# Its threaded twin: tests/test_threads.py, the same name ending in _threads.
+async def test_dispose_ends_an_acquire_waiting_out_factory_backoff(anyio_backend: str) -> None:
+    """acquire() promises PoolClosed "if the pool was disposed, before or during the wait".
+
+    A caller retrying a failing factory keeps retrying it after dispose(), until its own
+    deadline, then raises PoolTimeout (with timeout=math.inf it would never return).
+    """
+    calls = 0
+
+    async def factory() -> Res:
+        nonlocal calls
+        calls += 1
+        raise OSError("server down")
+
+    pool: AsyncPool[Res] = AsyncPool(factory, None, pool_size=1, max_backoff=0.05)
+    outcome: dict[str, Any] = {}
+
+    async def acquirer() -> None:
+        try:
+            await pool.acquire(timeout=3)
+        except Exception as exc:
+            outcome["error"] = exc
+            outcome["at"] = time.monotonic()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(acquirer)
+        await anyio.sleep(0.3)
+        assert calls > 0
+        await pool.dispose()
+        disposed_at, calls_at_dispose = time.monotonic(), calls
+
+    assert isinstance(outcome["error"], PoolClosed), repr(outcome["error"])
+    assert outcome["at"] - disposed_at < 0.5
+    assert calls - calls_at_dispose <= 1  # the factory is not hammered after dispose
+
+
+# Its threaded twin (through ``check``) is in tests/test_threads.py.
+async def test_acquire_timeout_bounds_closing_a_stale_idle_resource(anyio_backend: str) -> None:
+    """acquire(timeout) is "seconds for the whole call"; closing a stale idle resource
+    on the way runs the releaser with no bound but cleanup_timeout (None by default), so a
+    releaser stuck on a dead peer holds the acquire far past its timeout."""
+    made = 0
+
+    async def factory() -> Res:
+        nonlocal made
+        made += 1
+        return Res(made)
+
+    async def releaser(resource: Res) -> None:
+        await anyio.sleep(3)  # a close that hangs on an unreachable server
+
+    pool: AsyncPool[Res] = AsyncPool(factory, releaser, pool_size=1, pool_recycle=0.05)
+    await pool.release(await pool.acquire())
+    await anyio.sleep(0.1)  # the idle resource is now past pool_recycle
+
+    start = time.monotonic()
+    with anyio.move_on_after(10):
+        try:
+            await pool.release(await pool.acquire(timeout=0.2))
+        except PoolTimeout:
+            pass
+    elapsed = time.monotonic() - start
+    assert elapsed < 0.2 + 0.5, f"acquire(timeout=0.2) took {elapsed:.2f}s"
 
 
 async def test_cancellation_storm_loses_nothing() -> None:
@@ -281,6 +359,72 @@ async def test_acquiring_an_idle_resource_does_not_yield(anyio_backend: str) -> 
         resource = await pool.acquire()
         await pool.release(resource)
         assert not ran  # nothing else got to run in between
+
+
+# -- a lease lost while the pool's lock is held still wakes the parked waiter ---------------
+#
+# The threaded twins are in tests/test_threads.py.
+
+
+def _collect_when_parking(guard: Any) -> Callable[[], None]:
+    """Make the garbage collector run inside the pool's locked section, at the allocation
+    of the new waiter's event (what gc does by itself at any allocation); returns an undo."""
+    original = guard.new_event
+
+    def new_event() -> Any:
+        gc.collect()
+        return original()
+
+    guard.new_event = new_event
+
+    def undo() -> None:
+        guard.new_event = original
+
+    return undo
+
+
+async def _try(call: Awaitable[Res]) -> Res | PoolTimeout:
+    try:
+        return await call
+    except PoolTimeout as exc:
+        return exc
+
+
+async def test_waiter_parked_while_a_lost_lease_is_collected_gets_its_slot(
+    anyio_backend: str,
+) -> None:
+    """_lost_one (src/respool/_async/pool.py) only queues the lost record when the lock is busy,
+    "the next operation recovers the slot"; but the waiter that is parking at that moment
+    is the only operation, so it waits out its whole timeout beside a free slot."""
+    made = 0
+
+    async def factory() -> Res:
+        nonlocal made
+        made += 1
+        return Res(made)
+
+    pool: AsyncPool[Res] = AsyncPool(factory, None, pool_size=1)
+    cycle: list[Any] = [await pool.acquire()]
+    cycle.append(cycle)  # the holder dropped it inside a reference cycle (a traceback, say)
+    del cycle
+    gc.disable()  # let the cycle be collected exactly where gc would pick, under the lock
+    undo = _collect_when_parking(pool._state)
+    try:
+        start = time.monotonic()
+        with pytest.warns(ResourceWarning, match="garbage-collected"):
+            got = await _try(pool.acquire(timeout=2))
+    finally:
+        undo()
+        gc.enable()
+    if isinstance(got, PoolTimeout):
+        pytest.fail(
+            f"PoolTimeout after {time.monotonic() - start:.2f}s though the dropped "
+            f"lease's slot was free: {got}"
+        )
+    resource = got
+    assert resource.number == 2
+    await pool.release(resource)
+    assert pool.stats().lost == 1
 
 
 # -- event loops -------------------------------------------------------------------

@@ -1,15 +1,20 @@
-"""Pool behaviour that only threads have: contention, blocking factories, wake-ups."""
+"""Pool behaviour that only threads have: contention, blocking factories, wake-ups.
+
+Also the threaded twins of a few tests in tests/test_async_only.py, written with anyio.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import functools
+import gc
 import logging
 import random
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -47,6 +52,13 @@ class Counted:
     def give(self, resource: Resource) -> None:
         with self.lock:
             self.out.remove(id(resource))
+
+
+class Res:
+    """A resource that supports weak references (so a dropped lease is noticed)."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
 
 
 @pytest.mark.parametrize("lifo", [True, False])
@@ -148,6 +160,43 @@ def test_dispose_from_another_thread_wakes_blocked_threads() -> None:
     res.assert_settled(pool)
 
 
+# Its async twin: tests/test_async_only.py, the same name without _threads.
+def test_dispose_ends_an_acquire_waiting_out_factory_backoff_threads() -> None:
+    """The threaded twin: same promise, same failure."""
+    calls = 0
+
+    def factory() -> Res:
+        nonlocal calls
+        calls += 1
+        raise OSError("server down")
+
+    pool: Pool[Res] = Pool(factory, None, pool_size=1, max_backoff=0.05)
+    outcome: dict[str, Any] = {}
+
+    def acquirer() -> None:
+        try:
+            pool.acquire(timeout=3)
+        except Exception as exc:
+            outcome["error"] = exc
+            outcome["at"] = time.monotonic()
+
+    thread = threading.Thread(target=acquirer)
+    thread.start()
+    time.sleep(0.3)
+    assert calls > 0
+    pool.dispose()
+    disposed_at, calls_at_dispose = time.monotonic(), calls
+    thread.join(10)
+
+    assert isinstance(outcome["error"], PoolClosed), repr(outcome["error"])
+    assert outcome["at"] - disposed_at < 0.5
+    assert calls - calls_at_dispose <= 1
+
+
+# Pool's create_timeout: a thread cannot be cut short, so in Pool a factory call
+# runs to its end and what it makes joins the pool (docs/concepts.md, "Factory
+# errors and backoff"; the create_timeout docstring).  The issue 9 review's test
+# asserting AsyncPool's behaviour for Pool was dropped; the difference is documented.
 def test_a_blocking_factory_cannot_overrun_the_timeout() -> None:
     gate = threading.Event()
     made: list[Resource] = []
@@ -166,6 +215,31 @@ def test_a_blocking_factory_cannot_overrun_the_timeout() -> None:
     gate.set()
     wait_until(lambda: pool.stats().idle == 1)  # what it made joins the pool
     assert pool.acquire(timeout=0) is made[0]
+
+
+# Its async twin (through ``pool_recycle``) is in tests/test_async_only.py.
+def test_acquire_timeout_bounds_closing_a_broken_idle_resource_threads() -> None:
+    """The threaded twin, through ``check`` finding the idle resource broken."""
+    made = 0
+
+    def factory() -> Res:
+        nonlocal made
+        made += 1
+        return Res(made)
+
+    def releaser(resource: Res) -> None:
+        time.sleep(3)
+
+    pool: Pool[Res] = Pool(factory, releaser, pool_size=1, check=lambda r: False, check_interval=0)
+    pool.release(pool.acquire())
+
+    start = time.monotonic()
+    try:
+        pool.release(pool.acquire(timeout=0.2))
+    except PoolTimeout:
+        pass
+    elapsed = time.monotonic() - start
+    assert elapsed < 0.2 + 0.5, f"acquire(timeout=0.2) took {elapsed:.2f}s"
 
 
 def test_a_late_resource_goes_to_the_oldest_waiter() -> None:
@@ -322,6 +396,111 @@ def test_a_late_duplicate_is_logged_with_its_error(caplog: pytest.LogCaptureFixt
     assert record.exc_info is not None
     assert "already holds" in str(record.exc_info[1])
     assert pool.stats().size == 1
+
+
+# -- a lease lost while the pool's lock is held still wakes the parked waiter ---------------
+#
+# The async twin is in tests/test_async_only.py.
+
+
+def _collect_when_parking(guard: Any) -> Callable[[], None]:
+    """Make the garbage collector run inside the pool's locked section, at the allocation
+    of the new waiter's event (what gc does by itself at any allocation); returns an undo."""
+    original = guard.new_event
+
+    def new_event() -> Any:
+        gc.collect()
+        return original()
+
+    guard.new_event = new_event
+
+    def undo() -> None:
+        guard.new_event = original
+
+    return undo
+
+
+def _try_sync(call: Callable[[], Res]) -> Res | PoolTimeout:
+    try:
+        return call()
+    except PoolTimeout as exc:
+        return exc
+
+
+def test_waiter_parked_while_a_lost_lease_is_collected_gets_its_slot_threads() -> None:
+    """The threaded twin (GC running in the thread that holds the lock)."""
+    made = 0
+
+    def factory() -> Res:
+        nonlocal made
+        made += 1
+        return Res(made)
+
+    pool: Pool[Res] = Pool(factory, None, pool_size=1)
+    cycle: list[Any] = [pool.acquire()]
+    cycle.append(cycle)
+    del cycle
+    gc.disable()
+    undo = _collect_when_parking(pool._state)
+    try:
+        start = time.monotonic()
+        with pytest.warns(ResourceWarning, match="garbage-collected"):
+            got = _try_sync(lambda: pool.acquire(timeout=2))
+    finally:
+        undo()
+        gc.enable()
+    if isinstance(got, PoolTimeout):
+        pytest.fail(
+            f"PoolTimeout after {time.monotonic() - start:.2f}s though the dropped "
+            f"lease's slot was free: {got}"
+        )
+    resource = got
+    assert resource.number == 2
+    pool.release(resource)
+    assert pool.stats().lost == 1
+
+
+def test_lease_lost_in_another_thread_while_it_holds_the_lock_wakes_the_waiter() -> None:
+    """Threads: a holder drops its resource while another thread is inside the pool's
+    locked section (stats(), a release...).  The parked waiter is not woken; only a
+    later operation on the pool recovers the slot.  The lock holder is stood in for
+    by holding ``pool._lock`` for a moment, as any pool call does."""
+    made = 0
+
+    def factory() -> Res:
+        nonlocal made
+        made += 1
+        return Res(made)
+
+    pool: Pool[Res] = Pool(factory, None, pool_size=1)
+    holder = [pool.acquire()]
+    outcome: dict[str, Any] = {}
+
+    def waiter() -> None:
+        try:
+            outcome["resource"] = pool.acquire(timeout=2)
+        except PoolTimeout as exc:
+            outcome["error"] = exc
+        outcome["at"] = time.monotonic()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while pool._state.line.waiting == 0 and time.monotonic() < deadline:  # parked
+        time.sleep(0.01)
+    assert pool._state.line.waiting == 1
+
+    def drop_while_another_call_holds_the_lock() -> None:
+        with pool._state.lock:  # another thread is in a pool call right now
+            holder.clear()  # the holder drops the resource unreleased
+
+    with pytest.warns(ResourceWarning, match="garbage-collected"):
+        drop_while_another_call_holds_the_lock()
+    dropped_at = time.monotonic()
+    thread.join(10)
+    assert "error" not in outcome, f"waiter timed out: {outcome['error']}"
+    assert outcome["at"] - dropped_at < 0.5
+    pool.release(outcome["resource"])
 
 
 # -- async callables are a mistake for threads -----------------------------------------
