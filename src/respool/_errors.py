@@ -102,5 +102,11 @@ def duplicate_error(resource: object) -> PoolError:
     )
 
 
+def release_error(kind: str, how: str, resource: object, problem: str) -> PoolError:
+    """``how`` (release or discard) of a resource the ``kind`` pool does not lease now."""
+    advice = "release or discard each acquired resource exactly once, or use `lease()`"
+    return PoolError(f"{how}({show(resource)}): this {kind} {problem}; {advice}")
+
+
 def closed_message(kind: str) -> str:
     return f"this {kind} was disposed; create a new pool"

@@ -14,6 +14,7 @@ from typing import Generic, TypeVar, cast
 
 from .._config import Settings
 from .._deadline import Deadline
+from .._errors import release_error
 from .._reprs import show
 from .._state import PoolState
 from .._state.line import Waiter
@@ -68,7 +69,10 @@ class Closer(Generic[T]):
         """
         if how == "release" and self._is_closed is not None and is_dead(self._is_closed, resource):
             how = "discard"  # dead: closed, never pooled
-        entry, to_close, overdue = self._state.take_back(resource, how, suspect)
+        taken = self._state.take_back(resource, how, suspect)
+        if isinstance(taken, str):
+            raise release_error(self._state.kind, how, resource, taken)
+        entry, to_close, overdue = taken
         if self._reset is not None and how == "release":
             to_close = await self.run_reset(entry)
         if to_close is not None:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import math
 import traceback
-from typing import TypeVar
+from typing import TypeVar, cast
 
-from .._errors import PoolError
 from .._leaks import Overdue
-from .._reprs import show
 from .ledger import Ledger
 from .records import Entry
 
 T = TypeVar("T")
 
 RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released resource
-_ADVICE = "release or discard each acquired resource exactly once, or use `lease()`"
 
 
 class Returns(Ledger[T]):
@@ -52,8 +49,8 @@ class Returns(Ledger[T]):
 
     def take_back(
         self, resource: T, how: str, suspect: bool
-    ) -> tuple[Entry[T], Entry[T] | None, Overdue | None]:
-        """Take a resource back from its holder, or raise :class:`PoolError`.
+    ) -> tuple[Entry[T], Entry[T] | None, Overdue | None] | str:
+        """Take a resource back from its holder; else say why not (nothing changes).
 
         ``how`` is ``"release"`` or ``"discard"``.  Returns its record, what
         must be closed now, and, if it was held past ``leak_timeout``, what
@@ -78,8 +75,7 @@ class Returns(Ledger[T]):
                         entry.last_used = -math.inf
                     return entry, None, overdue
                 return entry, self._check_in(entry, suspect), overdue
-        # Outside the lock: show() of the resource is user code.
-        raise PoolError(f"{how}({show(resource)}): this {self.kind} {problem}; {_ADVICE}")
+        return cast(str, problem)
 
     def _release_problem(self, entry: Entry[T] | None, resource: T) -> str | None:
         if entry is None or not entry.leased or not entry.holds(resource):
