@@ -24,10 +24,15 @@ WHEEL_FILES = {
     "respool/py.typed",
     "respool/_async/pool.py",
     "respool/_sync/pool.py",
-    "respool/_synchronization.py",
+    "respool/_async/acquiring.py",
+    "respool/_sync/acquiring.py",
+    "respool/_state/__init__.py",  # the shared state: a package of its own
+    "respool/_state/ledger.py",
+    "respool/_synchronization/__init__.py",
+    "respool/_synchronization/events.py",
     "respool/testing.py",  # the pytest plugin
     "respool/__main__.py",  # python -m respool demo
-    "respool/_demo.py",
+    "respool/_demo/__init__.py",
 }
 ENTRY_POINTS = "[pytest11]\nrespool = respool.testing\n"  # the pytest plugin's registration
 SDIST_FILES = {
