@@ -9,7 +9,7 @@ The driver (``_async/creating.py``) awaits; everything it decides is here.
 
 from __future__ import annotations
 
-from typing import TypeVar, cast
+from typing import TypeAlias, TypeVar, cast
 
 from .._errors import PoolClosed, closed_message
 from .ledger import Ledger
@@ -28,15 +28,16 @@ from .steps import (
     Duplicate,
     Made,
     Slot,
+    Step,
     TimedOut,
     Vet,
 )
 
 T = TypeVar("T")
 
-# What a creator does next: take a resource (or look again, or give up),
-# run this factory call, or back off until this clock reading.
-Next = Entry[T] | Vet[T] | Again | TimedOut | Creation[T] | float
+# What a creator does next: a step (a resource, another claim's outcome, or
+# giving up), run this factory call, or back off until this clock reading.
+Next: TypeAlias = "Step[T] | Creation[T] | float"
 
 
 class Creations(Ledger[T]):
@@ -58,7 +59,7 @@ class Creations(Ledger[T]):
             if problem is not None:
                 self._drop_creator(waiter)
                 if problem == "idle":  # returned while its factory call failed: take it
-                    return AGAIN, waiter
+                    return self._claim(front=True), waiter  # in this lock section: no barging
                 if problem == "closed":
                     raise PoolClosed(closed_message(self.kind))
                 return TimedOut(self._timeout_facts(), problem), waiter

@@ -69,6 +69,8 @@ class Acquirer(Generic[T]):
                     step = state.claim(front=True)
                 case TimedOut():
                     raise self.timeout_error(step, deadline)
+                case _:  # pragma: no cover  # the steps are a closed set
+                    raise AssertionError(f"unknown step {step!r}")
 
     def timeout_error(self, timed_out: TimedOut, deadline: Deadline) -> PoolTimeout:
         return timeout_error(
