@@ -831,6 +831,7 @@ def test_no_retry_fits_the_deadline_gives_up_and_frees_the_slot(make):
     step, same = rig.state.next_creation(creator, 0.01, lease=True)  # until >= 0.025
     assert isinstance(step, TimedOut) and step.what == NO_RETRY_FITS and same is creator
     assert step.facts.failing and step.facts.last_error is not None
+    assert step.facts.stats.creating == 1  # noted before it left: it counts itself
     assert gauges(rig.state) == gauge()
     assert (rig.state.line.waiting, rig.state.line.creators) == (0, 0)
     assert rig.state.stats().timeouts == 1
@@ -865,6 +866,7 @@ def test_a_deadline_passed_while_the_factory_kept_failing_times_out(make):
     rig.clock.now = 1.0
     step, _ = rig.state.next_creation(creator, 1.0, lease=True)
     assert isinstance(step, TimedOut) and step.what == KEPT_FAILING
+    assert step.facts.stats.creating == 1  # its error names it, as concepts.md says
     assert gauges(rig.state) == gauge()
 
 

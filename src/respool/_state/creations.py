@@ -57,12 +57,15 @@ class Creations(Ledger[T]):
             resume, now = self.backoff.until, self.clock()
             problem = self._creation_problem(waiter, deadline, now, lease)
             if problem is not None:
+                timed_out = None
+                if problem not in ("idle", "closed"):  # noted before it leaves: it counts itself
+                    timed_out = TimedOut(self._timeout_facts(), problem)
                 self._drop_creator(waiter)
                 if problem == "idle":  # returned while its factory call failed: take it
                     return self._claim(front=True), waiter  # in this lock section: no barging
-                if problem == "closed":
+                if timed_out is None:
                     raise PoolClosed(closed_message(self.kind))
-                return TimedOut(self._timeout_facts(), problem), waiter
+                return timed_out, waiter
             if waiter is None:
                 waiter = self._new_creator(lease)
             waiter.holds_slot = resume > now
