@@ -851,6 +851,35 @@ def test_a_retry_past_the_deadline_is_still_awaited_while_a_lease_may_come_back(
     assert gauges(rig.state) == gauge(size=1, leased=1)  # the backoff's slot is freed
 
 
+def test_a_retry_past_the_deadline_is_awaited_while_a_call_whose_caller_left_runs(make):
+    # _no_retry_fits gives up when "nothing else could serve"; a factory call
+    # whose caller left goes on, and its resource goes to the oldest waiter.
+    rig = make(2)
+    orphan, first = rig.creator()
+    rig.state.abandon(first)
+    creation, creator = rig.creator(deadline=1.0)
+    rig.failed(creation, creator, OSError("down"))
+    step, _ = rig.state.next_creation(creator, 0.02, lease=True)  # until >= 0.025
+    assert step == rig.state.backoff.until  # it waits in line, holding its slot
+    rig.clock.now = 0.01
+    rig.state.creation_made(orphan, a)
+    assert creator.entry is not None and creator.entry.resource is a
+
+
+def test_a_retry_past_the_deadline_is_awaited_while_prefill_creates(make):
+    rig = make(2)
+    assert rig.state.reserve(2)
+    prefill, _ = rig.state.next_creation(None, None, lease=False)
+    assert isinstance(prefill, Creation)
+    creation, creator = rig.creator(deadline=1.0)
+    rig.failed(creation, creator, OSError("down"))
+    step, _ = rig.state.next_creation(creator, 0.02, lease=True)
+    assert step == rig.state.backoff.until  # prefill's resource goes to the oldest waiter
+    rig.clock.now = 0.01
+    rig.state.creation_made(prefill, a)
+    assert creator.entry is not None and creator.entry.resource is a
+
+
 def test_a_deadline_passed_before_the_first_factory_call_times_out(make):
     rig = make(1)
     assert rig.state.claim() is SLOT
