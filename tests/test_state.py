@@ -1203,6 +1203,25 @@ def test_a_close_still_running_late_makes_its_caller_look_again(make):
     assert gauges(rig.state) == gauge()
 
 
+def test_a_close_running_late_in_a_disposed_pool_makes_its_caller_look_again(make):
+    # Looking again raises PoolClosed; a TimedOut would be a PoolTimeout before its time.
+    rig = make(1, pool_recycle=10)
+    entry = rig.made(a)
+    rig.clock.now = 10.0
+    rig.state.claim()
+    closing: Waiter[Res] = Waiter(Event())
+    rig.state.replacing(closing)
+    rig.state.close(False)
+    rig.state.closed_one(entry, failed=False, late=True)
+    assert not rig.state.background_closed(entry, closing, None)
+    assert closing.event.sets == 1  # woken, not timed out
+    assert rig.state.replaced(entry, closing) is AGAIN
+    with pytest.raises(PoolClosed, match=CLOSED):
+        rig.state.claim(front=True)
+    assert rig.state.stats().timeouts == 0
+    rig.state.closed_late(entry)
+
+
 def test_a_failed_check_counts_the_resource_broken(make):
     rig = make(1, checks=True, check_interval=0)
     entry = rig.made(a)
