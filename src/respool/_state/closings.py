@@ -93,9 +93,9 @@ class Closings(Ledger[T]):
         ``None``: the close failed (its error, ``closing.failed``, is the caller's).
         """
         with self.lock:
-            if not closing.slot and entry.late and not self.closed:
+            if not closing.slot and entry.late:
                 closing.abandoned = True
-                return AGAIN  # its releaser runs on, holding the slot: look again
+                return AGAIN  # its releaser runs on, holding the slot: look again (or closed)
             if not closing.slot:  # still closing at the deadline
                 closing.abandoned = True
                 return TimedOut(self._timeout_facts(), REPLACING)

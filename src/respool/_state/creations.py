@@ -91,11 +91,16 @@ class Creations(Ledger[T]):
         return None
 
     def _no_retry_fits(self, deadline: float | None, waiter: Waiter[T] | None) -> bool:
-        """The backoff outlasts the deadline, and nothing else could serve."""
+        """The backoff outlasts the deadline, and nothing else could serve.
+
+        Else could: a lease coming back, another creator in line, or a factory
+        call under way whose caller left (or prefill's): its resource goes to
+        the oldest waiter.
+        """
         if deadline is None or self.backoff.until < deadline:
             return False
         others = self.line.creators - (waiter is not None and not waiter.abandoned)
-        return self.leased == 0 and others == 0
+        return self.leased == 0 and others == 0 and not self.creations
 
     def _new_creator(self, lease: bool) -> Waiter[T]:
         """A creator's place in line (front: it got a slot, so none is older)."""
