@@ -121,3 +121,18 @@ def test_the_aliases_the_api_page_documents_are_importable() -> None:
     assert missing == []
     for name in names:
         assert getattr(respool, name) is getattr(respool._types, name)
+
+
+def test_the_documented_callable_aliases_are_importable() -> None:
+    """Issue 9, the smaller ones: the aliases the API page documents can be imported."""
+    from respool import (  # type: ignore[attr-defined]
+        AsyncCheck,
+        AsyncFactory,
+        AsyncReleaser,
+        Check,
+        Factory,
+        Releaser,
+    )
+
+    for alias in (AsyncFactory, AsyncReleaser, AsyncCheck, Factory, Releaser, Check):
+        assert alias is not None

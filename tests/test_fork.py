@@ -1,4 +1,7 @@
-"""A pool in a child process after os.fork(): the parent's resources are not the child's."""
+"""A pool in a child process after os.fork(): the parent's resources are not the child's.
+
+"Item 17" in a docstring is item 17 of issue 9 (trust in the field).
+"""
 
 from __future__ import annotations
 
@@ -110,3 +113,35 @@ def test_a_forked_childs_counters_start_at_zero() -> None:
     res.close_fails = False
     pool.dispose()
     dropped_pool.dispose()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
+def test_a_forked_childs_counters_start_at_zero_after_prefill_and_recycle() -> None:
+    """Item 17: in a forked child the pool's counters start at zero; after ``dispose()``
+    there, ``created == 0`` and ``closed == 0``."""
+    res = Resources()
+    pool = res.pool(pool_size=3)
+    pool.prefill(3)
+    pool.release(pool.acquire(timeout=1))
+    pool.recycle(force=True)  # the parent: created 3, closed 3, acquired 1
+    pool.prefill(1)
+    parent = pool.stats()
+    assert parent.created == 4 and parent.closed == 3 and parent.acquired == 1
+
+    def child() -> dict[str, Any]:
+        before = pool.stats()
+        pool.dispose()
+        after = pool.stats()
+        fields = ["created", "closed", "acquired", "timeouts", "create_errors"]
+        fields += ["close_errors", "broken", "lost"]
+        report = {
+            "before": {f: getattr(before, f) for f in fields},
+            "after": {f: getattr(after, f) for f in fields},
+        }
+        return report
+
+    report = in_forked_child(child)
+    assert all(v == 0 for v in report["before"].values()), report["before"]
+    assert report["after"]["created"] == 0 and report["after"]["closed"] == 0, report["after"]
+    assert pool.stats() == parent  # the parent is untouched
+    pool.dispose()

@@ -65,6 +65,49 @@ def test_factory_calls_share_the_helpers_too() -> None:
     pool.dispose()
 
 
+def test_helper_threads_are_reused_for_check_and_factory_calls() -> None:
+    """Item 5: with a check on every acquire and a timeout (the default), 500 acquires run
+    their checks on a small set of persistent helper threads, not a thread each."""
+    ran_on: list[threading.Thread] = []  # kept alive, so no two threads share an identity
+
+    def check(resource: Resource) -> bool:
+        ran_on.append(threading.current_thread())
+        return True
+
+    res = Resources()
+    pool = Pool(res.factory, res.releaser, pool_size=2, check=check, check_interval=0)
+    for _ in range(500):
+        resource = pool.acquire(timeout=5)
+        pool.release(resource)
+    assert len(ran_on) >= 499
+    helpers = set(ran_on)
+    assert threading.main_thread() not in helpers  # a timeout applies: not inline
+    assert len(helpers) <= 8, f"{len(helpers)} threads ran 500 checks"
+    names = sorted({t.name for t in helpers})
+    assert all("respool" in name for name in names), names
+    pool.dispose()
+
+
+def test_helper_threads_are_named_after_the_pool() -> None:
+    """Item 5: the helper threads are daemons, named after the pool (respool and its
+    factory's qualified name) so a thread dump says whose they are."""
+    seen: list[threading.Thread] = []
+
+    def check(resource: Resource) -> bool:
+        seen.append(threading.current_thread())
+        return True
+
+    res = Resources()
+    pool = Pool(res.factory, res.releaser, pool_size=1, check=check, check_interval=0)
+    for _ in range(3):
+        pool.release(pool.acquire(timeout=5))
+    assert seen
+    for thread in seen:
+        assert thread.daemon
+        assert thread.name.startswith("respool-Resources.factory-"), thread.name
+    pool.dispose()
+
+
 def test_dispose_leaves_no_helper_thread_alive() -> None:
     res = Resources()
     pool = res.pool(

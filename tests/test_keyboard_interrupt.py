@@ -83,6 +83,9 @@ class Recorder:
         return Pool(self.factory, self.closed.append, pool_size=1, **kwargs)
 
 
+# Real SIGINTs, sent from another process to the default handler that respool wraps.  A
+# storm with a SIGINT handler of its own cannot tell a fixed pool from a broken one:
+# respool leaves such a handler alone by design (the bookkeeping is then not protected).
 @pytest.fixture(autouse=True)
 def default_sigint_handler() -> Iterator[None]:
     """Start from Python's own SIGINT handler; put back whatever was there after."""

@@ -1,6 +1,7 @@
 """Pool behaviour that only threads have: contention, blocking factories, wake-ups.
 
 Also the threaded twins of a few tests in tests/test_async_only.py, written with anyio.
+"Item N" in a docstring is item N of issue 9 (trust in the field).
 """
 
 from __future__ import annotations
@@ -398,6 +399,57 @@ def test_a_late_duplicate_is_logged_with_its_error(caplog: pytest.LogCaptureFixt
     assert pool.stats().size == 1
 
 
+# -- no overcommit while a releaser cut short still runs (issue 9, item 6) -----------------
+
+
+class OpenCount:
+    """Resources really open: +1 when the factory returns, -1 when the releaser returns."""
+
+    def __init__(self, close_takes: float) -> None:
+        self.close_takes = close_takes
+        self.lock = threading.Lock()
+        self.open = self.peak = self.made = 0
+
+    def factory(self) -> Resource:
+        with self.lock:
+            self.made += 1
+            self.open += 1
+            self.peak = max(self.peak, self.open)
+            return Resource(self.made)
+
+    def releaser(self, resource: Resource) -> None:
+        time.sleep(self.close_takes)  # a goodbye to a slow server
+        with self.lock:
+            self.open -= 1
+
+
+def test_a_releaser_cut_short_keeps_its_slot_until_it_really_ends() -> None:
+    """Item 6: ``cleanup_timeout`` cuts the wait for a releaser, not the releaser: with
+    ``pool_size=2``, never more than 2 resources open, counting those being closed."""
+    count = OpenCount(close_takes=0.3)
+    pool = Pool(count.factory, count.releaser, pool_size=2, cleanup_timeout=0.05, pool_recycle=0.02)
+    stop = time.monotonic() + 1.5
+
+    def churn(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.monotonic() < stop:
+            try:
+                with pool.lease(timeout=1):
+                    time.sleep(rng.choice([0, 0.001, 0.01]))
+            except PoolTimeout:
+                pass
+            if rng.random() < 0.3:
+                pool.recycle(force=True)
+
+    with Nursery() as nursery:
+        for seed in range(4):
+            nursery.start_soon(churn, seed)
+    assert count.made >= 4  # resources were closed and replaced
+    assert count.peak <= 2, f"{count.peak} resources open at once with pool_size=2"
+    pool.recycle(force=True)  # close the idle ones, errors logged
+    wait_until(lambda: count.open == 0, timeout=10)  # every releaser ended
+
+
 # -- a lease lost while the pool's lock is held still wakes the parked waiter ---------------
 #
 # The async twin is in tests/test_async_only.py.
@@ -548,6 +600,38 @@ def test_pool_takes_a_class_whose_instances_are_async_callables() -> None:
     with pool.lease(timeout=1) as made:
         assert isinstance(made, AsyncCallable)
     pool.dispose()
+
+
+# Issue 9, item 15.
+
+
+async def _async_factory() -> Resource:
+    return Resource(0)
+
+
+async def _async_one(resource: Resource) -> bool:
+    return True
+
+
+@pytest.mark.parametrize("name", ["factory", "releaser", "check", "reset", "is_closed"])
+def test_pool_refuses_async_callables_at_construction_including_is_closed(name: str) -> None:
+    """Item 15: an async factory, releaser, check, reset or is_closed given to ``Pool`` is a
+    TypeError at construction, naming the argument."""
+    res = Resources()
+    factory: Callable[..., Any] = _async_factory if name == "factory" else res.factory
+    releaser: Callable[..., Any] = _async_one if name == "releaser" else res.releaser
+    kwargs = {name: _async_one} if name not in ("factory", "releaser") else {}
+    with pytest.raises(TypeError) as info:
+        Pool(factory, releaser, pool_size=1, **kwargs)
+    message = str(info.value)
+    assert name in message, message
+    assert "unexpected keyword" not in message, message
+
+
+def test_pool_refuses_a_partial_of_an_async_function() -> None:
+    """Item 15: also an async function wrapped in ``functools.partial``."""
+    with pytest.raises(TypeError, match="factory"):
+        Pool(functools.partial(_async_factory), None, pool_size=1)
 
 
 @pytest.mark.parametrize("timeout", [3.0, None])

@@ -1,4 +1,7 @@
-"""Health checks, reset, discard, outages, leaks: both faces (tests/_sync is generated)."""
+"""Health checks, reset, discard, outages, leaks: both faces (tests/_sync is generated).
+
+"Item N" in a docstring is item N of issue 9 (trust in the field).
+"""
 
 from __future__ import annotations
 
@@ -349,6 +352,97 @@ async def test_a_timeout_names_the_leases_held_past_leak_timeout() -> None:
     res.assert_settled(pool)
 
 
+# Issue 9, item 4: leaks reported where they matter.
+
+
+def says_held_for(message: str, at_least: float) -> bool:
+    """Whether ``message`` gives a duration of ``at_least`` seconds: "0.2s", "150 ms"."""
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s?(ms|s)\b", message):
+        if float(number) / (1000 if unit == "ms" else 1) >= at_least:
+            return True
+    return False
+
+
+async def acquired_here_and_kept(pool: AsyncPool[Resource]) -> Resource:
+    """The acquire site the leak reports must name."""
+    return await pool.acquire(timeout=5)
+
+
+async def test_a_release_past_leak_timeout_always_logs_holding_time_and_acquirer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Item 4: held past ``leak_timeout`` and released with no pool call in between: the
+    release logs a WARNING with the holding time and the acquiring function."""
+    res = AsyncResources()
+    pool = res.pool(pool_size=2, leak_timeout=0.05)
+    kept = await acquired_here_and_kept(pool)
+    await async_sleep(0.15)
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        await pool.release(kept)
+    messages = [r.getMessage() for r in caplog.records if r.name == "respool"]
+    assert any(
+        "Resource(0)" in m
+        and "acquired_here_and_kept" in m
+        and says_held_for(m, 0.1)  # it slept 0.15 s; leak_timeout is 0.05 s
+        for m in messages
+    ), messages
+    res.assert_settled(pool)
+
+
+async def test_a_release_past_leak_timeout_names_the_acquirer_after_a_report_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Item 4: also when a report was logged while it was held, the return names the
+    acquiring function (and a lease's exit logs it the same way)."""
+    res = AsyncResources()
+    pool = res.pool(pool_size=2, leak_timeout=0.05)
+    kept = await acquired_here_and_kept(pool)
+    await async_sleep(0.1)
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        pool.stats()  # looks at leases: reports the overdue one
+        reported = len(caplog.records)
+        await pool.release(kept)
+    returned = [r.getMessage() for r in caplog.records[reported:] if r.name == "respool"]
+    assert reported >= 1
+    assert any("acquired_here_and_kept" in m and says_held_for(m, 0.09) for m in returned), returned
+    caplog.clear()
+
+    async def leased_here_and_kept() -> None:
+        async with pool.lease(timeout=5):
+            await async_sleep(0.1)
+
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        await leased_here_and_kept()
+    messages = [r.getMessage() for r in caplog.records if r.name == "respool"]
+    assert any("leased_here_and_kept" in m for m in messages), messages
+    res.assert_settled(pool)
+
+
+async def hold_two_connections(pool: AsyncPool[Resource]) -> list[Resource]:
+    """The acquire site the ``PoolTimeout`` message must name."""
+    first = await pool.acquire(timeout=5)
+    second = await pool.acquire(timeout=5)
+    return [first, second]
+
+
+async def test_a_pool_timeout_names_the_overdue_leases_and_their_acquire_site() -> None:
+    """Item 4: two resources held past ``leak_timeout``, then ``acquire(timeout=0.2)`` times
+    out: the message says how many are overdue and where the oldest was acquired."""
+    res = AsyncResources()
+    pool = res.pool(pool_size=2, leak_timeout=0.05)
+    held = await hold_two_connections(pool)
+    await async_sleep(0.1)
+    with pytest.raises(PoolTimeout) as info:
+        await pool.acquire(timeout=0.2)
+    message = str(info.value)
+    assert re.search(r"test_health\.py:\d+ in hold_two_connections", message), message
+    assert re.search(r"leak|overdue|held", message), message
+    assert re.search(r"\b2\b", message.replace(str(info.value.stats), "")), message  # how many
+    for resource in held:
+        await pool.release(resource)
+    res.assert_settled(pool)
+
+
 async def test_a_dropped_lease_warns_and_its_slot_is_recovered() -> None:
     numbers = iter(range(100))
 
@@ -396,3 +490,16 @@ async def test_bad_reliability_arguments_fail_at_construction(
 ) -> None:
     with pytest.raises(error, match=match):
         AsyncResources().pool(**kwargs)
+
+
+# Issue 9, item 9.
+
+
+async def test_cleanup_timeout_zero_is_refused() -> None:
+    """Item 9: ``cleanup_timeout=0`` would cut every reset and releaser: a ValueError."""
+    with pytest.raises(ValueError, match="cleanup_timeout"):
+        AsyncResources().pool(cleanup_timeout=0)
+    with pytest.raises(ValueError, match="cleanup_timeout"):
+        AsyncResources().pool(cleanup_timeout=0.0)
+    AsyncResources().pool(cleanup_timeout=None)
+    AsyncResources().pool(cleanup_timeout=0.5)

@@ -1,4 +1,7 @@
-"""Behaviour both faces share; tests/_sync is generated from this file."""
+"""Behaviour both faces share; tests/_sync is generated from this file.
+
+"Item N" or "Issue 9" in a docstring: issue 9 (trust in the field).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import itertools
 import logging
 import math
 import random
+import re
 import sys
 import time
 
@@ -99,6 +103,17 @@ async def test_entering_a_disposed_pool_raises_pool_closed() -> None:
     assert other.closed
 
 
+async def test_entering_a_pool_again_after_its_with_block_raises_pool_closed() -> None:
+    """Issue 9, the smaller ones: entering a disposed pool (``with``) is ``PoolClosed``."""
+    pool = AsyncResources().pool(pool_size=1)
+    async with pool:
+        pass
+    assert pool.closed
+    with pytest.raises(PoolClosed):
+        async with pool:
+            pytest.fail("entered a disposed pool")
+
+
 async def test_stats_are_a_frozen_snapshot() -> None:
     pool = AsyncResources().pool(pool_size=4)
     resource = await pool.acquire()
@@ -135,6 +150,22 @@ async def test_bad_arguments_fail_at_construction(kwargs: dict[str, object], err
     res = AsyncResources()
     with pytest.raises(error):
         AsyncPool(res.factory, res.releaser, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"lifo": "yes"}, "lifo"),
+        ({"lifo": 1}, "lifo"),
+        ({"lifo": None}, "lifo"),
+        ({"check_interval": None}, "check_interval"),
+    ],
+)
+async def test_strict_argument_types(kwargs: dict[str, object], match: str) -> None:
+    """Issue 9, the smaller ones: ``lifo`` must be a bool; ``check_interval=None`` is
+    refused (numbers of seconds already reject bools and strings)."""
+    with pytest.raises(TypeError, match=match):
+        AsyncResources().pool(**kwargs)
 
 
 async def test_non_callables_fail_at_construction() -> None:
@@ -232,6 +263,40 @@ async def test_a_factory_returning_none_is_refused_at_once_and_its_slot_freed(
     assert pool.stats().idle == 1
 
 
+@pytest.mark.parametrize("extras", ["plain", "reset", "leak_timeout"])
+async def test_a_factory_returning_none_is_a_pool_error_and_frees_the_slot(extras: str) -> None:
+    """Item 10: ``None`` from the factory is a ``PoolError`` at once; nothing is lost."""
+    made: list[Resource] = []
+
+    async def factory() -> Resource | None:
+        if not made:
+            made.append(Resource(0))
+            return None
+        made.append(Resource(len(made)))
+        return made[-1]
+
+    async def reset(resource: Resource) -> None:
+        pass
+
+    kwargs: dict[str, object] = {
+        "plain": {},
+        "reset": {"reset": reset},
+        "leak_timeout": {"leak_timeout": 60},
+    }[extras]
+    pool = AsyncPool(factory, None, pool_size=1, **kwargs)  # type: ignore[arg-type]
+    started = time.monotonic()
+    with pytest.raises(PoolError, match="returned None") as info:
+        await pool.acquire(timeout=5)
+    assert not isinstance(info.value, PoolTimeout)
+    assert time.monotonic() - started < 2.5
+    stats = pool.stats()
+    assert (stats.size, stats.creating, stats.leased, stats.waiting) == (0, 0, 0, 0), stats
+    async with pool.lease(timeout=1) as resource:
+        assert resource is made[-1]
+    stats = pool.stats()
+    assert (stats.size, stats.idle, stats.leased) == (1, 1, 0), stats
+
+
 # -- capacity and fairness ---------------------------------------------------
 
 
@@ -322,6 +387,63 @@ async def test_a_released_resource_goes_to_the_waiter_not_to_a_newcomer() -> Non
     assert got == [resource]
     await pool.release(resource)
     res.assert_settled(pool)
+
+
+# Issue 9, item 11: a caller backing off a failing factory is in the line.
+
+
+async def test_a_caller_backing_off_a_failing_factory_gets_a_resource_released_meanwhile() -> None:
+    """Item 11: a resource released while a caller retries a failing factory goes to it."""
+    res = AsyncResources()
+    pool = res.pool(pool_size=2, max_backoff=2)
+    held = await pool.acquire()
+    res.failures = 10**6  # the database is down from now on
+    got: list[Resource] = []
+    ends: list[float] = []
+
+    async def caller() -> None:
+        try:
+            async with pool.lease(timeout=3) as resource:
+                got.append(resource)
+        except PoolTimeout:
+            pass
+        ends.append(time.monotonic())
+
+    async with AsyncNursery() as nursery:
+        nursery.start_soon(caller)
+        await async_wait_until(lambda: pool.stats().create_errors >= 2, timeout=5)
+        released_at = time.monotonic()
+        await pool.release(held)  # healthy, and released while the caller backs off
+    assert got == [held]
+    assert ends[0] - released_at < 1.0  # at once, not after the caller's timeout
+    assert not held.closed
+
+
+async def test_a_caller_backing_off_is_served_before_a_newcomer() -> None:
+    """Item 11: the caller backing off came first, so a resource released meanwhile is
+    its, not a newcomer's who arrived later (no barging)."""
+    res = AsyncResources()
+    pool = res.pool(pool_size=2, max_backoff=2)
+    held = await pool.acquire()
+    res.failures = 10**6
+    got: dict[str, Resource] = {}
+    errors: dict[str, BaseException] = {}
+
+    async def caller(name: str, timeout: float) -> None:
+        try:
+            got[name] = await pool.acquire(timeout=timeout)
+        except PoolTimeout as exc:
+            errors[name] = exc
+
+    async with AsyncNursery() as nursery:
+        nursery.start_soon(caller, "first", 3)
+        await async_wait_until(lambda: pool.stats().create_errors >= 2, timeout=5)
+        nursery.start_soon(caller, "newcomer", 1)
+        await async_sleep(0.05)  # the newcomer is parked by now
+        await pool.release(held)
+    assert got.get("first") is held, (got, errors)
+    assert "newcomer" not in got
+    await pool.release(held)
 
 
 # -- timeouts ----------------------------------------------------------------
@@ -781,6 +903,35 @@ async def test_dispose_raise_errors_raises_them_together(
     res.assert_settled(pool)
 
 
+async def test_dispose_logs_releaser_errors_and_returns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 9, the smaller ones: ``dispose()`` logs each releaser error with its traceback
+    (WARNING) and returns; ``dispose(raise_errors=True)`` raises the ExceptionGroup."""
+    res = AsyncResources(close_fails=True)
+    pool = res.pool(pool_size=2)
+    await pool.prefill()
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        await pool.dispose()
+    assert pool.closed and len(res.closed) == 2
+    failed = [r for r in caplog.records if r.name == "respool" and r.levelno >= logging.WARNING]
+    assert failed, "dispose() logged nothing"
+    assert all(r.exc_info is not None for r in failed)  # with the traceback
+    assert {"Resource(0)", "Resource(1)"} <= {
+        m for r in failed for m in re.findall(r"Resource\(\d\)", r.getMessage())
+    }
+    assert pool.stats().close_errors == 2
+
+    res = AsyncResources(close_fails=True)
+    pool = res.pool(pool_size=2)
+    await pool.prefill()
+    with pytest.raises(ExceptionGroup) as info:
+        await pool.dispose(raise_errors=True)
+    assert len(info.value.exceptions) == 2
+    assert all(isinstance(e, OSError) for e in info.value.exceptions)
+    assert pool.closed
+
+
 # -- a storm of everything -----------------------------------------------------------
 
 
@@ -826,6 +977,41 @@ async def test_timeout_zero_takes_only_an_idle_resource() -> None:
     resource = await pool.acquire(timeout=0)
     await pool.release(resource)
     res.assert_settled(pool)
+
+
+async def test_timeout_zero_meeting_a_stale_idle_resource_still_closes_it_properly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Item 9: the releaser of a stale idle resource met by ``acquire(timeout=0)`` runs to
+    completion, and no close error is logged or counted."""
+    res = AsyncResources()
+    finished: list[Resource] = []
+
+    async def slow_releaser(resource: Resource) -> None:
+        await async_sleep(0.05)  # a goodbye to the server: one round trip
+        await res.releaser(resource)
+        finished.append(resource)
+
+    pool = AsyncPool(res.factory, slow_releaser, pool_size=1, pool_recycle=0.05)
+    stale = await pool.acquire()
+    await pool.release(stale)
+    await async_sleep(0.1)  # now past pool_recycle
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        try:
+            got = await pool.acquire(timeout=0)
+        except PoolTimeout:
+            pass  # no time left to create a replacement: fine
+        else:
+            await pool.release(got)
+        await async_wait_until(lambda: finished != [] and pool.stats().closed == 1, timeout=5)
+    assert finished == [stale]
+    stats = pool.stats()
+    assert stats.close_errors == 0, stats
+    assert stats.closed == 1, stats
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    async with pool.lease(timeout=5) as fresh:
+        assert fresh is not stale
 
 
 async def test_ages_ignore_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -943,6 +1129,49 @@ async def test_log_lines_and_errors_show_the_full_repr_cut_at_300_characters(
     with pytest.raises(PoolError) as info:
         await pool.release(Described(9, medium))
     assert f"release({medium})" in str(info.value)
+
+
+class LongRepr(Resource):
+    """A resource with a long repr, as a driver's connection object has."""
+
+    def __init__(self, number: int, length: int) -> None:
+        super().__init__(number)
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.number} to " + "db.example.com/" * self.length + ">"
+
+
+@pytest.mark.parametrize("length", [10, 1000])
+async def test_log_lines_show_a_resources_full_repr(
+    caplog: pytest.LogCaptureFixture, length: int
+) -> None:
+    """Issue 9, the smaller ones: a resource's repr in a log line is cut at a few hundred
+    characters, not ~30 (160 characters appear whole; 15,000 are cut)."""
+    made: list[LongRepr] = []
+
+    async def factory() -> LongRepr:
+        made.append(LongRepr(len(made), length))
+        return made[-1]
+
+    async def refuse(resource: LongRepr) -> bool:
+        return False
+
+    pool = AsyncPool(factory, None, pool_size=1, check=refuse, check_interval=0)
+    first = await pool.acquire()
+    await pool.release(first)
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        second = await pool.acquire(timeout=5)  # the check refuses `first`: logged
+    await pool.release(second)
+    messages = [r.getMessage() for r in caplog.records if r.name == "respool"]
+    assert len(messages) == 1, messages
+    if length == 10:
+        assert len(repr(first)) > 150
+        assert repr(first) in messages[0], messages[0]
+    else:
+        assert len(repr(first)) > 10_000
+        assert repr(first)[:200] in messages[0], messages[0][:300]
+        assert len(messages[0]) < 5_000
 
 
 async def test_a_repr_that_raises_never_breaks_the_pool(caplog: pytest.LogCaptureFixture) -> None:
