@@ -136,3 +136,6 @@ def test_the_documented_callable_aliases_are_importable() -> None:
 
     for alias in (AsyncFactory, AsyncReleaser, AsyncCheck, Factory, Releaser, Check):
         assert alias is not None
+    from respool import Fatal  # fatal='s type, which the signatures name
+
+    assert Fatal is not None

@@ -5,6 +5,7 @@ thread-safe twin, generated from the same source.
 """
 
 from ._async import AsyncLease, AsyncPool
+from ._checks import Fatal
 from ._errors import PoolClosed, PoolError, PoolTimeout
 from ._stats import PoolStats
 from ._sync import Lease, Pool
@@ -19,6 +20,7 @@ __all__ = [
     "AsyncReleaser",
     "Check",
     "Factory",
+    "Fatal",
     "Lease",
     "Pool",
     "PoolClosed",
