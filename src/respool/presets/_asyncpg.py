@@ -79,7 +79,8 @@ def asyncpg_pool(
     connect_kwargs: Mapping[str, Any] | None = None,
     **pool_kwargs: Any,
 ) -> AsyncPool[Any]:
-    """An :class:`~respool.AsyncPool` of asyncpg connections: :func:`asyncpg`'s settings.
+    """An :class:`~respool.AsyncPool` of asyncpg connections, with the settings of
+    :func:`~respool.presets.asyncpg`.
 
     ``connect_kwargs`` go to ``asyncpg.connect``; ``pool_kwargs`` go to the
     pool and override the preset's (say ``check=None`` or another

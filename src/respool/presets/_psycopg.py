@@ -107,7 +107,7 @@ def psycopg_async(conninfo: str, **connect_kwargs: Any) -> dict[str, Any]:
 
     - ``factory``: ``psycopg.AsyncConnection.connect(conninfo, **connect_kwargs)``;
 
-    The rest is as for :func:`psycopg`, awaited.  psycopg's async connections
+    The rest is as for :func:`~respool.presets.psycopg`, awaited.  psycopg's async connections
     run on asyncio only, not trio.
     """
     import psycopg as driver
@@ -132,7 +132,8 @@ def psycopg_pool(
     connect_kwargs: Mapping[str, Any] | None = None,
     **pool_kwargs: Any,
 ) -> Pool[Connection[Any]]:
-    """A :class:`~respool.Pool` of psycopg 3 connections: :func:`psycopg`'s settings.
+    """A :class:`~respool.Pool` of psycopg 3 connections, with the settings of
+    :func:`~respool.presets.psycopg`.
 
     ``connect_kwargs`` go to ``psycopg.Connection.connect``; ``pool_kwargs``
     go to the pool and override the preset's (say ``check=None``).  Timeouts
@@ -150,7 +151,8 @@ def psycopg_async_pool(
     connect_kwargs: Mapping[str, Any] | None = None,
     **pool_kwargs: Any,
 ) -> AsyncPool[AsyncConnection[Any]]:
-    """An :class:`~respool.AsyncPool` of ``psycopg.AsyncConnection``: :func:`psycopg_async`'s.
+    """An :class:`~respool.AsyncPool` of ``psycopg.AsyncConnection``, with the settings of
+    :func:`~respool.presets.psycopg_async`.
 
     ``connect_kwargs`` go to ``psycopg.AsyncConnection.connect``;
     ``pool_kwargs`` go to the pool and override the preset's.  Timeouts and

@@ -67,7 +67,7 @@ def redis(url: str, **client_kwargs: Any) -> dict[str, Any]:
 def redis_async(url: str, **client_kwargs: Any) -> dict[str, Any]:
     """The :class:`~respool.AsyncPool` keyword arguments for ``redis.asyncio`` clients.
 
-    ``AsyncPool(**presets.redis_async(url), pool_size=10)``.  As :func:`redis`,
+    ``AsyncPool(**presets.redis_async(url), pool_size=10)``.  As :func:`~respool.presets.redis`,
     awaited: the factory opens the client's one connection
     (``await client.initialize()``), the releaser is ``await client.aclose()``,
     ``check`` is ``PING``.  Timeouts and cancellation are the pool's.
@@ -98,7 +98,7 @@ def redis_pool(
     client_kwargs: Mapping[str, Any] | None = None,
     **pool_kwargs: Any,
 ) -> Pool[Redis]:
-    """A :class:`~respool.Pool` of redis-py clients: :func:`redis`'s settings.
+    """A :class:`~respool.Pool` of redis-py clients: :func:`~respool.presets.redis`'s settings.
 
     ``client_kwargs`` go to ``redis.Redis.from_url``; ``pool_kwargs`` go to
     the pool and override the preset's.  Timeouts and cancellation behave as
@@ -116,7 +116,8 @@ def redis_async_pool(
     client_kwargs: Mapping[str, Any] | None = None,
     **pool_kwargs: Any,
 ) -> AsyncPool[AsyncRedis]:
-    """An :class:`~respool.AsyncPool` of ``redis.asyncio`` clients: :func:`redis_async`'s.
+    """An :class:`~respool.AsyncPool` of ``redis.asyncio`` clients, with the settings of
+    :func:`~respool.presets.redis_async`.
 
     ``client_kwargs`` go to ``redis.asyncio.Redis.from_url``; ``pool_kwargs``
     go to the pool and override the preset's.  Timeouts and cancellation

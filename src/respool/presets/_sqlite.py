@@ -47,7 +47,7 @@ def sqlite(path: str, **connect_kwargs: Any) -> dict[str, Any]:
 
 
 def sqlite_pool(path: str, *, pool_size: int = 4, **pool_kwargs: Any) -> Pool[sqlite3.Connection]:
-    """A :class:`~respool.Pool` of sqlite3 connections: :func:`sqlite`'s settings.
+    """A :class:`~respool.Pool` of sqlite3 connections: :func:`~respool.presets.sqlite`'s settings.
 
     ``pool_kwargs`` go to the pool and override the preset's.  Timeouts and
     cancellation behave as the pool documents.
