@@ -6,7 +6,8 @@ exempt from that rule alone), and some imports are refused outright, whatever
 the ranks and also for annotations: an I/O library (anyio, asyncio, trio,
 sniffio, threading, _thread, signal) outside the paired primitives, a driver
 or the primitives in the shared state or a shared lower module, one face in
-the other, an application (testing, _demo, __main__) in the pool.  Each
+the other, an application (testing, _demo, __main__, presets) in the pool, and a
+driver imported by a preset other than inside a function.  Each
 failure names the file, the line and the rule it breaks (:func:`check_source`).
 """
 
@@ -79,6 +80,12 @@ RANKS: dict[str, int] = {
     "respool._demo.running": 53,
     "respool._demo": 54,
     "respool.__main__": 55,  # runs _demo
+    # the driver presets: applications too; each imports its driver inside functions only
+    "respool.presets._asyncpg": 50,
+    "respool.presets._psycopg": 50,
+    "respool.presets._redis": 50,
+    "respool.presets._sqlite": 50,
+    "respool.presets": 51,
 }
 for _async_module, _rank in list(RANKS.items()):  # each generated twin takes its rank
     if _async_module.split(".")[:2] == ["respool", "_async"]:
@@ -114,7 +121,11 @@ def face_of(module: str) -> str | None:
 
 
 def is_application(module: str) -> bool:
-    return module in ("respool.testing", "respool.__main__") or _within(module, "respool._demo")
+    return (
+        module in ("respool.testing", "respool.__main__")
+        or _within(module, "respool._demo")
+        or _within(module, "respool.presets")
+    )
 
 
 def is_shared_lower(module: str) -> bool:
@@ -248,7 +259,7 @@ def check_source(
             broken(
                 item,
                 "the pool imports an application",
-                "testing, _demo and __main__ use the pool; the pool never uses them",
+                "testing, _demo, __main__ and presets use the pool; the pool never uses them",
             )
         if item.typing_only:
             continue  # annotations only: exempt from the ranks (and nothing else)
@@ -360,6 +371,46 @@ def test_the_checker_catches_a_bad_module() -> None:
         ("twin.py:1", "upward import"),
     ], "\n".join(problems)
     assert "(importing it runs respool._async first)" in problems[1]
+
+
+# The drivers a preset may import, and only inside a function (or for annotations): a
+# preset's module must import with none of them installed.
+DRIVERS = frozenset({"asyncpg", "psycopg", "redis", "sqlite3"})
+
+
+def eager_driver_imports(source: str) -> list[int]:
+    """The lines of ``source`` importing a driver at module level, outside TYPE_CHECKING."""
+
+    def walk(node: ast.AST, in_function: bool) -> Iterator[int]:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            in_function = True
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for stmt in node.orelse:
+                yield from walk(stmt, in_function)
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and not in_function:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            if any(name.split(".")[0] in DRIVERS for name in names):
+                yield node.lineno
+        for child in ast.iter_child_nodes(node):
+            yield from walk(child, in_function)
+
+    return list(walk(ast.parse(source), False))
+
+
+def test_presets_import_their_drivers_lazily() -> None:
+    presets = {m: p for m, p in module_files().items() if _within(m, "respool.presets")}
+    assert len(presets) > 1, presets
+    eager = [
+        f"{path.relative_to(REPO)}:{line}: a driver imported at module level"
+        for module, path in presets.items()
+        for line in eager_driver_imports(path.read_text(encoding="utf-8"))
+    ]
+    assert not eager, "\n".join(eager)
+    bad = "import redis\nif TYPE_CHECKING:\n    import psycopg\ndef f():\n    import asyncpg\n"
+    assert eager_driver_imports(bad) == [1]
 
 
 # THE SIZE LIMIT (not a layering rule): no module under src/respool exceeds MAX_LINES
