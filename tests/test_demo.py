@@ -13,6 +13,8 @@ import pytest
 from rich.console import Console
 
 from respool import PoolStats, __main__, _demo
+from respool._demo import display
+from respool._demo import lanes as lanes_module
 
 
 def test_the_command_runs_without_a_terminal_and_passes_its_checks() -> None:
@@ -137,3 +139,31 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         __main__.main([])
     assert exit_info.value.code == 2
     assert "demo" in capsys.readouterr().err
+
+
+def test_the_live_view_fits_an_80x24_terminal() -> None:
+    lanes = [finished_lane(), _demo.Lane(_demo.LANES[1]), _demo.Lane(_demo.LANES[2])]
+    log = display.PoolLog()
+    log.latest.extend(["WARNING " + "word " * 30] * 3)
+    out = io.StringIO()
+    console = Console(file=out, width=80, height=24)
+    console.print(display.live_view(lanes, 0.0, 6.0, log))
+    lines = out.getvalue().splitlines()
+    assert len(lines) <= 24 - 2  # with the demo's first line, wrapped in two
+    assert all(len(line) <= 80 for line in lines)
+    text = out.getvalue()
+    assert f"wait, last {lanes_module.LIVE_WINDOW} acquires" in text
+    assert "1.0 ms" in text  # finished_lane's waits
+
+
+def test_on_a_terminal_the_checks_wrap_at_words() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, color_system=None)
+    assert _demo.report([finished_lane()], console) == 0
+    lines = out.getvalue().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    checks = [line for line in lines if line.startswith(("ok  ", "     "))]
+    assert any(line.startswith("     ") for line in checks)  # a long one, wrapped
+    joined = " ".join(line.strip() for line in checks)
+    for _, text in _demo.check_lanes([finished_lane()]):
+        assert text in joined  # the same words, only broken between them

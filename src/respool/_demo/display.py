@@ -9,9 +9,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 from rich import box
-from rich.columns import Columns
 from rich.console import Group, RenderableType
-from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -62,27 +60,40 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
-def lane_panel(lane: Lane) -> Panel:
-    spec = lane.spec
-    title = f"{spec.name}: {spec.workers} workers, pool_size={spec.pool_size}"
-    if lane.skipped:
-        return Panel(Text(lane.skipped), title=title, width=38)
-    stats = lane.stats()
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(justify="left")
-    grid.add_column(justify="right")
-    if stats is None:
-        grid.add_row("starting", "")
-        return Panel(grid, title=title, width=38)
-    grid.add_row("busy", ProgressBar(total=spec.pool_size, completed=stats.leased, width=20))
-    for name in ("size", "idle", "leased", "waiting", "acquired", "timeouts", "broken"):
-        grid.add_row(name, str(getattr(stats, name)))
-    waits = lane.wait_percentiles(LIVE_WINDOW)
-    if waits is not None:
-        grid.add_row("wait p50", ms(waits[0]))
-        grid.add_row("wait p99", ms(waits[1]))
-    grid.add_row("SQL ops/s", f"{(lane.inserts + lane.reads) / max(lane.seconds(), 1e-3):.0f}")
-    return Panel(grid, title=title, width=38)
+LIVE_ROWS = ("size", "idle", "leased", "waiting", "acquired", "timeouts", "broken")
+
+
+def live_table(lanes: list[Lane]) -> Table:
+    """The lanes side by side, one column each: fits an 80x24 terminal."""
+    ran = [lane for lane in lanes if not lane.skipped]
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False)
+    table.add_column("")
+    for lane in ran:
+        table.add_column(lane.spec.name, justify="right")
+    stats = [lane.stats() for lane in ran]
+    waits = [lane.wait_percentiles(LIVE_WINDOW) for lane in ran]
+    table.add_row(
+        "workers / pool_size", *(f"{lane.spec.workers} / {lane.spec.pool_size}" for lane in ran)
+    )
+    table.add_row(
+        "busy",
+        *(
+            ProgressBar(total=lane.spec.pool_size, completed=s.leased, width=12)
+            if s is not None
+            else "starting"
+            for lane, s in zip(ran, stats, strict=True)
+        ),
+    )
+    for name in LIVE_ROWS:
+        table.add_row(name, *(str(getattr(s, name)) if s is not None else "-" for s in stats))
+    table.add_row(f"wait, last {LIVE_WINDOW} acquires", *("" for _ in ran))
+    for i, label in enumerate(("  p50", "  p99")):
+        table.add_row(label, *(ms(w[i]) if w is not None else "-" for w in waits))
+    table.add_row(
+        "SQL ops/s",
+        *(f"{(lane.inserts + lane.reads) / max(lane.seconds(), 1e-3):.0f}" for lane in ran),
+    )
+    return table
 
 
 def live_view(lanes: list[Lane], start: float, seconds: float, log: PoolLog) -> RenderableType:
@@ -93,11 +104,14 @@ def live_view(lanes: list[Lane], start: float, seconds: float, log: PoolLog) -> 
         ProgressBar(total=seconds, completed=elapsed, width=40),
         Text(f"{elapsed:.1f}/{seconds:g} s"),
     )
+    skipped = [Text(f"skipped {lane.spec.name}: {lane.skipped}") for lane in lanes if lane.skipped]
     count, latest = log.lines()
-    log_text = Text(f"pool log: {count} messages (logger 'respool')", no_wrap=True)
+    log_text = Text(
+        f"pool log: {count} messages (logger 'respool')", no_wrap=True, overflow="ellipsis"
+    )
     for line in latest:
         log_text.append(f"\n  {line}")
-    return Group(header, Columns([lane_panel(lane) for lane in lanes]), log_text)
+    return Group(header, live_table(lanes), *skipped, log_text)
 
 
 def summary_table(lanes: list[Lane]) -> Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -109,6 +110,23 @@ def main(seconds: float = 6.0, console: Console | None = None) -> int:
     return report(lanes, console, completed=completed)
 
 
+def check_line(line: str, console: Console) -> str:
+    """``line`` wrapped at words to a terminal's width, with a hanging indent.
+
+    Not wrapped when the output is not a terminal (a file, a pipe, CI's log):
+    one line per check there, whole.
+    """
+    if not console.is_terminal:
+        return line
+    return textwrap.fill(
+        line,
+        width=console.width,
+        subsequent_indent=" " * 5,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
 def report(lanes: list[Lane], console: Console, *, completed: bool = True) -> int:
     """Print the summary and the checks of finished lanes; return the exit status.
 
@@ -118,7 +136,9 @@ def report(lanes: list[Lane], console: Console, *, completed: bool = True) -> in
     results = check_lanes(lanes)
     for holds, text in results:
         mark = "ok  " if holds else "FAIL"
-        console.print(f"{mark} {text}", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            check_line(f"{mark} {text}", console), markup=False, highlight=False, soft_wrap=True
+        )
     for lane in lanes:
         if lane.skipped:
             console.print(f"skipped {lane.spec.name}: {lane.skipped}", markup=False)
