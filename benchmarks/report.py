@@ -260,6 +260,27 @@ SAME = {
 }
 
 
+# The chart is shown at the width of the docs' content column (about 7.5 in), so it is
+# drawn that wide, with no text under 9 pt at that size.
+FIG_WIDTH = 7.5
+MIN_FONT = 9
+FONT = 10
+
+
+def _growth_rows(results: dict[str, Any]) -> list[tuple[str, list[tuple[str, float, str]]]]:
+    """Growth groups as (title, [(short pool label, ratio, colour)]), empty ones left out."""
+    groups = []
+    for g in results["growth"]:
+        rows = [
+            (LEGEND[SAME.get(r["contender"], r["contender"])], r["ratio"], COLORS[r["contender"]])
+            for r in g["rows"]
+            if r["ratio"] is not None
+        ]
+        if rows:
+            groups.append((g["title"], rows))
+    return groups
+
+
 def chart(results: dict[str, Any], path: Path) -> str | None:
     """Draw the chart; return why not if matplotlib is missing."""
     try:
@@ -271,114 +292,157 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
         return "skipped the chart: matplotlib is not installed (pip install -e '.[bench]')"
 
     main = [s for s in results["scenarios"] if s["group"] == "main"]
-    fig, axes = plt.subplots(3, 1, figsize=(12, 13), gridspec_kw={"height_ratios": [3, 1.6, 1.3]})
-    ax = axes[0]
-    width = 0.11
-    seen: set[str] = set()
-    ticks = []
-    for gi, scn in enumerate(main):
-        rows = [r for r in scn["rows"] if r["ops_per_s"]]
-        start = gi - width * (len(rows) - 1) / 2
-        first, *rest = scn["title"].split(", ")
-        ticks.append("\n".join([f"{scn['id']}: {first}", *rest]))
-        for ri, r in enumerate(rows):
-            key = SAME.get(r["contender"], r["contender"])
-            hatch = "//" if (r["invalid"] or r["error"]) else None
-            bar = ax.bar(
-                start + ri * width,
-                r["ops_per_s"],
-                width,
-                color=COLORS[r["contender"]],
-                hatch=hatch,
-                edgecolor="white" if hatch else None,
-                label=LEGEND[key] if key not in seen else None,
-            )
-            seen.add(key)
-            ratio = r["vs_best_peer"] or r["vs_floor"]
-            if r["kind"] == "respool" and ratio:
-                mark = "" if r["vs_best_peer"] else " fl"
-                ax.annotate(
-                    f"{ratio:.2f}x{mark}",
-                    (bar[0].get_x() + width / 2, r["ops_per_s"]),
-                    ha="center",
-                    va="bottom",
-                    fontsize=6.5,
-                    rotation=90,
-                    xytext=(0, 2),
-                    textcoords="offset points",
-                )
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(main)), ticks, fontsize=8)
-    ax.set_ylabel("ops/s (log scale; acquire + release)")
-    ax.set_title(
-        "Throughput per scenario (median of rounds). Labels: respool / best peer, "
-        'or / floor ("fl") where no peer runs; hatched: pool broke its size or failed',
-        fontsize=10,
-    )
-    ax.grid(axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=4, loc="upper right")
-    ax.set_ylim(top=ax.get_ylim()[1] * 3)
-
-    ax = axes[1]
-    labels, values, colors = [], [], []
-    for g in results["growth"]:
-        for r in g["rows"]:
-            if r["ratio"] is None:
-                continue
-            labels.append(f"{g['title']}\n{r['label']}")
-            values.append(r["ratio"])
-            colors.append(COLORS[r["contender"]])
-    if values:
-        ax.barh(range(len(values)), values, color=colors)
-        ax.set_yticks(range(len(values)), labels, fontsize=6.5)
-        ax.invert_yaxis()
-        ax.axvline(0.8, color="black", linestyle="--", linewidth=1, label="target 0.8")
-        ax.axvline(1.0, color="gray", linewidth=0.8)
-        for i, value in enumerate(values):
-            ax.annotate(
-                f"{value:.2f}",
-                (value, i),
-                va="center",
-                fontsize=7,
-                xytext=(3, 0),
-                textcoords="offset points",
-            )
-        ax.set_xlim(0, max(1.2, max(values) * 1.15))
-        ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("Growth: throughput with many idle / many waiting over few", fontsize=10)
-
-    ax = axes[2]
+    growth = _growth_rows(results)
     mem = [m for m in results["memory"] if m["bytes_per_resource"] is not None]
-    if mem:
-        ax.barh(
-            range(len(mem)),
-            [m["bytes_per_resource"] for m in mem],
-            color=[COLORS[m["contender"]] for m in mem],
+    # The scenarios in two rows of bars, so each respool bar has room for its label.
+    per_row = -(-len(main) // 2) if len(main) > 4 else max(len(main), 1)
+    bar_rows = [main[i : i + per_row] for i in range(0, len(main), per_row)] or [[]]
+    growth_slots = sum(len(rows) + 1 for _, rows in growth)  # a header slot per group
+    heights = [
+        1.6 + 3.3 * len(bar_rows),
+        0.7 + 0.27 * max(growth_slots, 4),
+        0.7 + 0.27 * max(len(mem), 3),
+    ]
+    with plt.rc_context({"font.size": FONT, "legend.fontsize": MIN_FONT}):
+        fig = plt.figure(figsize=(FIG_WIDTH, sum(heights) + 0.4), layout="constrained")
+        top, mid, bottom = fig.subfigures(3, 1, height_ratios=heights)
+        _throughput_panel(top, bar_rows, per_row)
+        _growth_panel(mid.subplots(), growth)
+        _memory_panel(bottom.subplots(), mem, results["meta"]["config"]["memory_resources"])
+        meta = results["meta"]
+        m = meta["machine"]
+        fig.suptitle(
+            f"respool benchmark - Python {m['python']}, {m['cpus']} CPUs, "
+            f"commit {m['commit'] or '?'}, {meta['date'][:10]}",
+            fontsize=12,
+            weight="bold",
         )
-        ax.set_yticks(range(len(mem)), [m["label"] for m in mem], fontsize=7.5)
-        ax.invert_yaxis()
-        for i, m in enumerate(mem):
-            ax.annotate(
-                f"{m['bytes_per_resource']:.0f} B",
-                (m["bytes_per_resource"], i),
-                va="center",
-                fontsize=7,
-                xytext=(3, 0),
-                textcoords="offset points",
-            )
-        ax.set_xlim(0, max(m["bytes_per_resource"] for m in mem) * 1.15)
-    n = results["meta"]["config"]["memory_resources"]
-    ax.set_title(f"Bytes per idle pooled resource ({n:,} idle; lower is better)", fontsize=10)
-
-    meta = results["meta"]
-    m = meta["machine"]
-    fig.suptitle(
-        f"respool benchmark - Python {m['python']}, {m['cpus']} CPUs, "
-        f"commit {m['commit'] or '?'}, {meta['date'][:10]}",
-        fontsize=11,
-    )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150)
+        plt.close(fig)
     return None
+
+
+def _throughput_panel(sub: Any, bar_rows: list[list[dict[str, Any]]], per_row: int) -> None:
+    axes = sub.subplots(len(bar_rows), 1, sharey=True, squeeze=False)[:, 0]
+    width = 0.12
+    seen: set[str] = set()
+    handles = []
+    for ax, scenarios in zip(axes, bar_rows, strict=True):
+        ticks = []
+        for gi, scn in enumerate(scenarios):
+            rows = [r for r in scn["rows"] if r["ops_per_s"]]
+            start = gi - width * (len(rows) - 1) / 2
+            first, *rest = scn["title"].split(", ")
+            ticks.append("\n".join([f"{scn['id']}: {first}", *rest]))
+            for ri, r in enumerate(rows):
+                key = SAME.get(r["contender"], r["contender"])
+                hatch = "//" if (r["invalid"] or r["error"]) else None
+                bar = ax.bar(
+                    start + ri * width,
+                    r["ops_per_s"],
+                    width,
+                    color=COLORS[r["contender"]],
+                    hatch=hatch,
+                    edgecolor="white" if hatch else None,
+                    label=LEGEND[key],
+                )
+                if key not in seen:
+                    handles.append(bar)
+                seen.add(key)
+                ratio = r["vs_best_peer"] or r["vs_floor"]
+                if r["kind"] == "respool" and ratio:
+                    mark = "" if r["vs_best_peer"] else " fl"
+                    ax.annotate(
+                        f"{ratio:.2f}x{mark}",
+                        (bar[0].get_x() + width / 2, r["ops_per_s"]),
+                        ha="center",
+                        va="bottom",
+                        fontsize=MIN_FONT,
+                        rotation=90,
+                        xytext=(0, 2),
+                        textcoords="offset points",
+                    )
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(scenarios)), ticks, fontsize=MIN_FONT)
+        ax.set_xlim(-0.5, per_row - 0.5)
+        ax.grid(axis="y", which="both", alpha=0.3)
+    axes[0].set_ylim(top=axes[0].get_ylim()[1] * 3)
+    sub.supylabel("ops/s (log scale; one op = acquire + release)", fontsize=FONT)
+    sub.suptitle(
+        "Throughput per scenario (median of rounds). Labels: respool / best peer,\n"
+        'or / floor ("fl") where no peer runs; hatched: pool broke its size or failed',
+        fontsize=FONT,
+    )
+    axes[0].legend(
+        handles=handles,
+        ncol=2,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.02),
+        columnspacing=1.2,
+        borderaxespad=0,
+    )
+
+
+def _growth_panel(ax: Any, growth: list[tuple[str, list[tuple[str, float, str]]]]) -> None:
+    ax.set_title("Growth: throughput with many idle / many waiting, over few", fontsize=FONT)
+    if not growth:
+        return
+    ys, labels, values, colors = [], [], [], []
+    y = 0
+    for title, rows in growth:
+        ax.text(
+            0.005,
+            y,
+            title,
+            transform=ax.get_yaxis_transform(),
+            va="center",
+            weight="bold",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
+        )
+        y += 1
+        for label, ratio, colour in rows:
+            ys.append(y)
+            labels.append(label)
+            values.append(ratio)
+            colors.append(colour)
+            y += 1
+    ax.barh(ys, values, color=colors)
+    ax.set_yticks(ys, labels, fontsize=MIN_FONT)
+    ax.set_ylim(y - 0.4, -0.6)
+    ax.axvline(0.8, color="black", linestyle="--", linewidth=1, label="target 0.8")
+    ax.axvline(1.0, color="gray", linewidth=0.8)
+    for yy, value in zip(ys, values, strict=True):
+        ax.annotate(
+            f"{value:.2f}",
+            (value, yy),
+            va="center",
+            fontsize=MIN_FONT,
+            xytext=(3, 0),
+            textcoords="offset points",
+        )
+    ax.set_xlim(0, max(1.25, max(values) * 1.2))
+    ax.legend(loc="lower right")
+
+
+def _memory_panel(ax: Any, mem: list[dict[str, Any]], n: int) -> None:
+    ax.set_title(f"Bytes per idle pooled resource ({n:,} idle; lower is better)", fontsize=FONT)
+    if not mem:
+        return
+    ax.barh(
+        range(len(mem)),
+        [m["bytes_per_resource"] for m in mem],
+        color=[COLORS[m["contender"]] for m in mem],
+    )
+    ax.set_yticks(range(len(mem)), [m["label"] for m in mem], fontsize=MIN_FONT)
+    ax.invert_yaxis()
+    for i, m in enumerate(mem):
+        ax.annotate(
+            f"{m['bytes_per_resource']:.0f} B",
+            (m["bytes_per_resource"], i),
+            va="center",
+            fontsize=MIN_FONT,
+            xytext=(3, 0),
+            textcoords="offset points",
+        )
+    ax.set_xlim(0, max(m["bytes_per_resource"] for m in mem) * 1.18)
