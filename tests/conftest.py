@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import faulthandler
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,16 @@ def no_test_hangs() -> Iterator[None]:
     faulthandler.dump_traceback_later(HANG_LIMIT, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture
+def quiet_respool() -> Iterator[None]:
+    """respool's own log quiet, for tests whose faults it would report at length."""
+    logger = logging.getLogger("respool")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import random
 import time
-from typing import Any
 
 import anyio
 import pytest
@@ -36,15 +34,6 @@ class Res:
 
     def __repr__(self) -> str:
         return f"Res({self.number})"
-
-
-@pytest.fixture
-def quiet_respool() -> Any:
-    logger = logging.getLogger("respool")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    yield
-    logger.setLevel(level)
 
 
 # -- the virtual-time loop itself ------------------------------------------------------

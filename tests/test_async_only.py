@@ -50,17 +50,6 @@ class MortalRes:
         return f"MortalRes({self.number})"
 
 
-# respool's log quiet, for the tests from the review of issue 9 ("Spec:"): each failed
-# when written.
-@pytest.fixture
-def quiet_respool() -> Any:
-    logger = logging.getLogger("respool")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    yield
-    logger.setLevel(level)
-
-
 # -- cancellation ------------------------------------------------------------------
 
 

@@ -1327,3 +1327,50 @@ def test_last_used_is_minus_infinity_for_a_suspect_taken_back(make):
     rig.claimed()
     rig.state.take_back(a, "release", True)
     assert entry.last_used == -math.inf
+
+
+# -- claim and _claim: two spellings of one rule ------------------------------------------
+
+CLAIM_CASES = {
+    "a fresh idle resource": ({}, lambda rig: rig.made(Res("x"))),
+    "an idle resource due a check": (
+        {"checks": True, "check_interval": 0.0},
+        lambda rig: rig.made(Res("x")),
+    ),
+    "an idle resource asked is_closed": (
+        {"is_closed": lambda resource: False},
+        lambda rig: rig.made(Res("x")),
+    ),
+    "with leak tracking": ({"leak_timeout": 10.0}, lambda rig: rig.made(Res("x"))),
+    "an expired idle resource": (
+        {"pool_recycle": 1.0},
+        lambda rig: (rig.made(Res("x")), setattr(rig.clock, "now", 5.0)),
+    ),
+    "a free slot": ({}, lambda rig: None),
+    "no slot left": ({}, lambda rig: (rig.state.claim(), rig.state.claim())),
+}
+
+
+@pytest.mark.parametrize("case", list(CLAIM_CASES))
+def test_claim_and_its_locked_spelling_decide_alike(make, case):
+    """``Ledger.claim`` inlines ``_lease`` and ``_vetting`` for speed; ``_claim`` (for a
+    caller holding the lock) must decide exactly as it does, whatever the pool holds."""
+    options, setup = CLAIM_CASES[case]
+    outcomes = []
+    for locked in (False, True):
+        rig = make(2, **options)
+        setup(rig)
+        if locked:
+            with rig.state.lock:
+                step = rig.state._claim()
+        else:
+            step = rig.state.claim()
+        leases = rig.state.leaks.holding if rig.state.leaks is not None else {}
+        outcomes.append((type(step), gauges(rig.state), rig.state.acquired, len(leases)))
+        if isinstance(step, (Entry, Vet, Stale)):  # give it back, so the rig stays consistent
+            entry = step.entry if isinstance(step, (Vet, Stale)) else step
+            if isinstance(step, Stale):
+                rig.closed(entry)
+            else:
+                assert rig.state.put_back(entry) is None
+    assert outcomes[0] == outcomes[1], outcomes

@@ -65,14 +65,13 @@ class Lease(Generic[T]):
         """
         self._phase = "done"
         pool, resource = self._pool, self._resource
-        alive = pool._state.alive
         if exc_type is not None and pool._discard_on and issubclass(exc_type, pool._discard_on):
-            if id(resource) in alive:  # else the holder discarded it already
+            if id(resource) in pool._state.alive:  # else the holder discarded it already
                 pool.discard(resource)
             return
         suspect = exc_type is not None  # the body failed: the resource may be why
         guard = pool._guard
         if guard.get_current() is not guard.token:
             pool._check_loop()
-        if not pool._return_quickly(resource, suspect) and id(resource) in alive:
+        if not pool._return_quickly(resource, suspect) and id(resource) in pool._state.alive:
             pool._release(resource, suspect)  # else the holder discarded it
