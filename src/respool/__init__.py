@@ -6,7 +6,7 @@ thread-safe twin, generated from the same source.
 
 from ._async import AsyncLease, AsyncPool
 from ._checks import Fatal
-from ._errors import PoolClosed, PoolError, PoolTimeout
+from ._errors import PoolClosed, PoolError, PoolExhausted, PoolTimeout
 from ._stats import PoolStats
 from ._sync import Lease, Pool
 from ._types import AsyncCheck, AsyncFactory, AsyncReleaser, Check, Factory, Releaser
@@ -24,6 +24,7 @@ __all__ = [
     "Lease",
     "Pool",
     "PoolClosed",
+    "PoolExhausted",
     "PoolError",
     "PoolStats",
     "PoolTimeout",
