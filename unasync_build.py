@@ -37,6 +37,7 @@ NAMES = {
     "AsyncPool": "Pool",
     "AsyncLease": "Lease",
     "AsyncLifecycle": "Lifecycle",
+    "AsyncSharedPool": "SharedPool",
     "aclose": "close",
     # respool._synchronization
     "AsyncStateLock": "StateLock",
@@ -246,7 +247,21 @@ PHRASES += [  # the lifecycle (_async/lifecycle.py)
     ),
 ]
 
+PHRASES += [  # the shared pool (_async/shared.py)
+    (
+        "\n        On cancellation the factory call under way finishes in the background\n"
+        "        and its resource joins the pool.\n",
+        "",
+    ),
+    (
+        "    no ``burst_limit``.  Timeouts and cancellation behave as in\n"
+        "    :class:`~respool.AsyncPool`: a caller who gives up or is cancelled while waiting\n",
+        "    no ``burst_limit``.  Timeouts behave as in\n"
+        "    :class:`~respool.Pool`: a caller who gives up or is interrupted while waiting\n",
+    ),
+]
 PHRASES.append(("~respool.AsyncPool.", "~respool.Pool."))  # links in a base class: last
+PHRASES.append((":class:`~respool.AsyncPool`", ":class:`~respool.Pool`"))
 
 # Lines dropped from generated tests: anyio's marker has no meaning for threads.
 DROP_LINES = [re.compile(r"^pytestmark = pytest\.mark\.anyio\n", re.M)]

@@ -63,6 +63,7 @@ RANKS: dict[str, int] = {
     "respool._state.sizing": 13,
     "respool._state.upkeep": 13,
     "respool._state": 14,
+    "respool._state.shared": 15,  # a PoolState
     # a face: closing < creating < acquiring, maintenance < binding, lease < lifecycle
     # < pool (lease names the pool under TYPE_CHECKING only, for annotations)
     "respool._async.closing": 30,
@@ -73,7 +74,8 @@ RANKS: dict[str, int] = {
     "respool._async.lease": 33,
     "respool._async.lifecycle": 34,
     "respool._async.pool": 35,
-    "respool._async": 36,
+    "respool._async.shared": 36,  # an AsyncPool
+    "respool._async": 37,
     # the package
     "respool": 40,
     # applications of the pool, not the pool: nothing else may import them

@@ -4,11 +4,12 @@
 thread-safe twin, generated from the same source.
 """
 
-from ._async import AsyncLease, AsyncPool
+from ._async import AsyncLease, AsyncPool, AsyncSharedPool
 from ._checks import Fatal
 from ._errors import PoolClosed, PoolError, PoolExhausted, PoolTimeout
+from ._state.shared import ResourceStats
 from ._stats import PoolStats
-from ._sync import Lease, Pool
+from ._sync import Lease, Pool, SharedPool
 from ._types import AsyncCheck, AsyncFactory, AsyncReleaser, Check, Factory, Releaser
 from ._version import __version__
 
@@ -18,6 +19,7 @@ __all__ = [
     "AsyncLease",
     "AsyncPool",
     "AsyncReleaser",
+    "AsyncSharedPool",
     "Check",
     "Factory",
     "Fatal",
@@ -29,5 +31,7 @@ __all__ = [
     "PoolStats",
     "PoolTimeout",
     "Releaser",
+    "ResourceStats",
+    "SharedPool",
     "__version__",
 ]

@@ -17,7 +17,7 @@ from .._reprs import show
 from .._state import PoolState
 from .._state.line import Waiter
 from .._state.records import Entry
-from .._state.steps import Again, Slot, Stale, Step, TimedOut, Vet
+from .._state.steps import AGAIN, Again, Slot, Stale, Step, TimedOut, Vet
 from .._synchronization import AsyncBoundedCall, AsyncHelpers, NotAwaitableError, async_ki_protected
 from .._types import AsyncCheck
 from .closing import Closer, is_dead
@@ -87,7 +87,8 @@ class Acquirer(Generic[T]):
         """
         state = self._state
         if self._is_closed is not None and is_dead(self._is_closed, entry.held()):
-            state.broke(entry, taken=False)
+            if not state.broke(entry, taken=False):
+                return AGAIN  # shared, and others still hold it: it closes after them
             return await self._closer.replace(entry, deadline)
         if self._check is None or state.clock() - entry.last_used < state.check_interval:
             return entry
@@ -109,8 +110,8 @@ class Acquirer(Generic[T]):
             if call.detached:  # threads: the check goes on; overran() closes it when done
                 pass
             elif call.timed_out or not isinstance(exc, Exception):
-                state.unlease(entry, taken=False)
-                await self._closer.close_and_free(entry)
+                if state.drop(entry, taken=False):  # cut short: its state is unknown
+                    await self._closer.close_and_free(entry)
             else:
                 return await self._failed_check(entry, exc, deadline)
             if call.timed_out:
@@ -129,7 +130,8 @@ class Acquirer(Generic[T]):
             show(entry.resource),
             "it returned False" if error is None else show(error),
         )
-        self._state.broke(entry, taken=False)
+        if not self._state.broke(entry, taken=False):
+            return AGAIN  # shared, and others still hold it: it closes after them
         return await self._closer.replace(entry, deadline)
 
     async def _put_back(self, entry: Entry[T]) -> None:

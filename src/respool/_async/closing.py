@@ -288,8 +288,8 @@ class Closer(Generic[T]):
 
         It overran its time, so the resource is not trusted: close it.
         """
-        self._state.broke(entry, taken=taken)
-        await self.close_and_free(entry)
+        if self._state.broke(entry, taken=taken):
+            await self.close_and_free(entry)
 
 
 def is_dead(is_closed: Callable[[T], object], resource: T) -> bool:

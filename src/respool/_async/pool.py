@@ -14,7 +14,7 @@ import sys
 import traceback
 import weakref
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .. import _fork, _tracking
 from .._checks import Fatal, check_seconds
@@ -194,7 +194,7 @@ class AsyncPool(AsyncLifecycle[T]):
         self._discard_on = s.discard_on  # read by the lease
         self._sites = leak_timeout is not None or _tracking.watching()
         guard = AsyncLoopGuard()
-        self._state = state = PoolState[T](
+        self._state = state = self._new_state(
             type(self).__name__, s, checks=check is not None, resets=reset is not None,
             new_lock=AsyncStateLock, clock=guard.clock,
         )  # fmt: skip
@@ -355,6 +355,9 @@ class AsyncPool(AsyncLifecycle[T]):
         return f"<{type(self).__name__} {state} {self.stats()}>"
 
     # -- internals -------------------------------------------------------------
+
+    def _new_state(self, *args: Any, **kwargs: Any) -> PoolState[T]:
+        return PoolState[T](*args, **kwargs)  # a shared pool's is a SharedState
 
     def _hand_out(self, entry: Entry[T]) -> T:
         """The caller takes its resource: from now on the pool holds it weakly, if it can."""

@@ -248,6 +248,11 @@ class Ledger(Generic[T]):
         if waiter is None:
             self.idle.append(entry)
             return None
+        self._hand(entry, waiter)
+        return None
+
+    def _hand(self, entry: Entry[T], waiter: Waiter[T]) -> None:
+        """Lease ``entry`` to a waiter taken out of line, and wake it."""
         self._lease(entry)
         entry.handed = waiter
         waiter.entry = entry
@@ -261,7 +266,6 @@ class Ledger(Generic[T]):
         elif waiter.holds_slot:  # it was backing off in a slot it no longer needs
             waiter.holds_slot = False
             self._creation_failed()
-        return None
 
     def free_slot(self) -> None:
         with self.lock:

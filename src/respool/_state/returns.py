@@ -123,16 +123,23 @@ class Returns(Ledger[T]):
             self._unlease(entry, taken=False)
             return self._put(entry, self.clock())
 
-    def unlease(self, entry: Entry[T], *, taken: bool) -> None:
+    def drop(self, entry: Entry[T], *, taken: bool) -> bool:
+        """A leased resource is to be closed, not as broken; whether the caller closes it now."""
         with self.lock:
             self._unlease(entry, taken=taken)
+            return True
 
-    def broke(self, entry: Entry[T], *, taken: bool) -> None:
-        """A leased resource is broken (dead, a failed check, an overrun): it will be closed."""
+    def broke(self, entry: Entry[T], *, taken: bool) -> bool:
+        """A leased resource is broken (dead, a failed check, an overrun): it will be closed.
+
+        Returns whether the caller closes it now (a shared resource others
+        still hold is closed when the last of them leaves).
+        """
         with self.lock:
             entry.handed = None
             self._unlease(entry, taken=taken)
             self.broken += 1
+            return True
 
     # -- leaks, for the driver to report ----------------------------------------------
 
