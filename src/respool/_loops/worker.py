@@ -91,9 +91,9 @@ class Worker(Generic[T]):
         )
 
     def _ended(self) -> None:
-        if self.host.error is None:
-            return
         size = self.pool.stats().size
+        if self.host.error is None or size == 0:
+            return  # ended in order, or died but closed its pool on the way out
         log.warning(
             "%s: loop %d died (%r); its pool could not be closed there, so its %d "
             "resource(s) were dropped without their releaser",
@@ -115,7 +115,7 @@ class Worker(Generic[T]):
 
     def stats(self) -> LoopStats:
         host = self.host
-        alive = host.thread_id is not None and not host.ended and host.error is None
+        alive = host.thread_id is not None and not host.ended and not host.dying
         return LoopStats(self.index, host.in_flight, self.calls, alive, self.pool.stats())
 
 
@@ -155,10 +155,6 @@ def bad_pick(pick: object, count: int) -> Exception:
     if isinstance(pick, bool) or not isinstance(pick, int):
         return TypeError(f"pick must be a loop index (int) or None, got {show(pick)}")
     return IndexError(f"pick={pick} is out of range: this pool has loops 0 to {count - 1}")
-
-
-def dead(worker: Worker[Any]) -> PoolError:
-    return worker._died(worker.host.error)  # type: ignore[return-value]
 
 
 def timed_out(owner: str, what: str, seconds: float, where: str) -> TimeoutError:

@@ -230,17 +230,18 @@ class LoopPool(Generic[T]):
             if not worker.host.submit(call):
                 self._stop(calls[:i], [every])
                 raise self._refused(worker)
-        ok = False
+        ok, failed = False, None
         try:
             ok = first.wait(timeout)
+            failed = tally.failed  # before any call is stopped: a failure of fn's own
         finally:
-            if not ok or tally.failed is not None:
+            if not ok or failed is not None:
                 self._stop(calls, [every])
-        if tally.failed is None and not ok:
+        if failed is not None:
+            calls[failed].outcome()
+        if not ok:
             assert timeout is not None
             raise words.timed_out(self._name, "map()", timeout, "their loops")
-        if tally.failed is not None:
-            calls[tally.failed].outcome()
         return [call.outcome() for call in calls]
 
     def stats(self) -> list[LoopStats]:
@@ -309,13 +310,13 @@ class LoopPool(Generic[T]):
             raise words.bad_pick(pick, count)
         else:
             worker = self._workers[pick]
-        if worker.host.error is not None:
-            raise words.dead(worker)
+        if worker.host.dying:
+            raise worker.host.gone()
         return worker
 
-    def _refused(self, worker: Worker[T]) -> Exception:
-        if worker.host.error is not None:
-            return words.dead(worker)
+    def _refused(self, worker: Worker[T]) -> BaseException:
+        if worker.host.dying:
+            return worker.host.gone()
         return words.closed(self._name)
 
     def _stop(self, calls: list[RemoteCall], ends: list[Completion]) -> None:

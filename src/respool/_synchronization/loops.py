@@ -206,8 +206,9 @@ class RemoteCall:
         except Exception as exc:
             error = exc
         except BaseException as exc:  # the host's shutdown cancelled it, or KeyboardInterrupt
-            if isinstance(exc, anyio.get_cancelled_exc_class()):  # the host's shutdown
-                self._finish(self._host._died(None) if self._host else exc)
+            host = self._host
+            if host is not None and isinstance(exc, anyio.get_cancelled_exc_class()):
+                self._finish(host.gone())  # the host's shutdown, or its loop is dying
             else:
                 self._finish(exc)
             raise
@@ -253,7 +254,8 @@ class LoopHost:
         self._soon: Callable[[Callable[[], object]], object] | None = None
         self._inbox: MemoryObjectSendStream[RemoteCall] | None = None
         self._stopping: anyio.CancelScope | None = None  # setup and the calls run in it
-        self.closing = False  # finish() was called: no new calls
+        self.closing = False  # no new calls: finish() was called, or the loop is ending
+        self.finishing = False  # finish() was called
         self.setup_error: BaseException | None = None
         self.error: BaseException | None = None  # the loop died of it
         self.thread_id: int | None = None
@@ -269,6 +271,17 @@ class LoopHost:
             self._fire("_ready")
             self._fire("_ended")
             raise
+
+    @property
+    def dying(self) -> bool:
+        """Whether the loop ended, or is ending, without being asked to (``finish()``)."""
+        return self.error is not None or (self.closing and not self.finishing)
+
+    def gone(self) -> BaseException:
+        """The error of a call the loop cannot run any more."""
+        if self.finishing and self.error is None:
+            return self._died(None)  # shut down as asked
+        return self._died(self.error or RuntimeError("its loop ended"))
 
     @property
     def started(self) -> bool:
@@ -310,7 +323,7 @@ class LoopHost:
             self._pending.add(call)
             call._host = self
         if not self.call_soon(lambda: self._dispatch(call)):
-            call._finish(self._died(self.error))
+            call._finish(self.gone())
         return True
 
     def call_soon(self, fn: Callable[[], object]) -> bool:
@@ -327,7 +340,7 @@ class LoopHost:
     def finish(self) -> None:
         """No new calls; once the submitted ones end, tear down and end the loop."""
         with self._lock:
-            self.closing = True
+            self.closing = self.finishing = True
         self.call_soon(self._close_inbox)
 
     def stop_calls(self) -> None:
@@ -339,12 +352,12 @@ class LoopHost:
     def _dispatch(self, call: RemoteCall) -> None:
         inbox = self._inbox
         if inbox is None:
-            call._finish(self._died(None))
+            call._finish(self.gone())
             return
         try:
             inbox.send_nowait(call)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            call._finish(self._died(None))
+            call._finish(self.gone())
 
     def _close_inbox(self) -> None:
         if self._inbox is not None:
@@ -381,7 +394,7 @@ class LoopHost:
                     self._fire("_ready")
                     raise
                 self._fire("_ready")
-                async with anyio.create_task_group() as group, receive:
+                async with anyio.create_task_group() as group:
                     async for call in receive:
                         group.start_soon(call._run)
         except Exception:
@@ -391,6 +404,7 @@ class LoopHost:
             with self._lock:
                 self.closing = True
             send.close()
+            receive.close()
             with anyio.CancelScope(shield=True):
                 await self._teardown()
 
@@ -405,9 +419,9 @@ class LoopHost:
                 self.closing = True
                 leftovers = list(self._pending)
             for call in leftovers:
-                call._finish(self._died(self.error))
+                call._finish(self.gone())
             if self._ready is not None:  # died before setup ended
-                self.setup_error = self.setup_error or self._died(self.error)
+                self.setup_error = self.setup_error or self.gone()
                 self._fire("_ready")
             self._soon = None
             self._fire("_ended")
