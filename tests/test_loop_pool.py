@@ -127,7 +127,7 @@ def test_loop_pool_from_plain_threads(loops_backend: str) -> None:
 
         def caller(n: int) -> None:
             for i in range(10):
-                number, thread = loops.run(where)
+                _, thread = loops.run(where)
                 assert thread in {t.ident for t in loop_threads()}
                 results.append(i)
             assert loops.map(double, [n, n + 1]) == [2 * n, 2 * n + 2]
@@ -379,7 +379,7 @@ def test_shutdown_cancels_calls_still_running_after_shutdown_timeout() -> None:
 def test_a_loop_that_dies_fails_its_calls_and_refuses_new_ones(
     caplog: pytest.LogCaptureFixture, loops_backend: str
 ) -> None:
-    res, stopped = Resources(), Stopped()
+    res = Resources()
 
     async def kill_the_loop(resource: Resource) -> None:
         if loops_backend == "asyncio":
@@ -398,7 +398,7 @@ def test_a_loop_that_dies_fails_its_calls_and_refuses_new_ones(
     with caplog.at_level(logging.WARNING, logger="respool"):
         with LoopPool(res.factory, res.close, 2, backend=loops_backend) as loops:
             first = loops.run(where, pick=0)[1]
-            with pytest.raises(PoolError, match="loop 1 of .* stopped unexpectedly"):
+            with pytest.raises(PoolError, match=r"loop 1 of .* stopped unexpectedly"):
                 loops.run(kill_the_loop, pick=1)
             with pytest.raises(PoolError, match="refuses new ones"):
                 loops.run(where, pick=1)
