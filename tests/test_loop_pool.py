@@ -414,3 +414,15 @@ def test_a_loop_that_dies_fails_its_calls_and_refuses_new_ones(
     assert died.closed_on == died.thread or any(
         "loop 1 died" in r.getMessage() for r in caplog.records
     )
+
+
+def test_200_loop_pools_started_and_closed_leave_nothing_behind() -> None:
+    res = Resources()
+    threads = threading.active_count()
+    for i in range(200):
+        with LoopPool(res.factory, res.close, 1, backend="trio" if i % 2 else "asyncio") as loops:
+            assert loops.run(where)[0] == i
+        assert loops.closed and loops.stats()[0].pool.size == 0
+    assert threading.active_count() == threads and loop_threads() == []
+    assert len(res.made) == 200
+    res.assert_all_closed_on_their_loops()

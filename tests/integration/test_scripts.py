@@ -14,6 +14,7 @@ from tests.integration.support import EXAMPLES
 # Which server each example needs, by the fixture that provides its address.
 SERVICES = {
     "asyncpg_pool": "pg_dsn",
+    "celery_style_asyncpg": "pg_dsn",
     "psycopg_async": "pg_dsn",
     "psycopg_sync": "pg_dsn",
     "redis_async": "redis_url",
