@@ -179,6 +179,8 @@ async def test_misuse_is_refused_before_anything_runs() -> None:
             await loops.run(where, pick=1)
         with pytest.raises(TypeError, match="pick must be a loop index"):
             await loops.run(where, pick=True)
+        with pytest.raises(ValueError, match="timeout"):
+            await loops.run(where, timeout=-1)
         with pytest.raises(PoolError, match="was started already"):
             await loops.start()
         assert loops.stats()[0].calls == 0  # nothing was dispatched
@@ -197,8 +199,15 @@ async def test_run_from_one_of_its_own_loops_raises_at_once(loops_backend: str) 
         async def nested(resource: Resource) -> None:
             await loops.run(where)  # would wait for itself
 
-        with pytest.raises(PoolError, match="called from its own loop 1: it would wait"):
+        with pytest.raises(PoolError, match=r"run\(\) or map\(\) was called from its own loop 1"):
             await loops.run(nested, pick=1)
+
+        async def close_it(resource: Resource) -> None:
+            await loops.aclose()
+
+        with pytest.raises(PoolError, match=r"aclose\(\) was called from its own loop 0"):
+            await loops.run(close_it, pick=0)
+        assert not loops.closed
     assert_nothing_left(res, loops)
 
 
@@ -426,3 +435,22 @@ def test_200_loop_pools_started_and_closed_leave_nothing_behind() -> None:
     assert threading.active_count() == threads and loop_threads() == []
     assert len(res.made) == 200
     res.assert_all_closed_on_their_loops()
+
+
+def test_loop_pool_run_or_close_from_its_own_loop_raises() -> None:
+    res = Resources()
+    with LoopPool(res.factory, res.close, 1) as loops:
+
+        async def misuse(resource: Resource) -> list[str]:
+            messages = []
+            for call in (lambda: loops.run(where), loops.close):
+                with pytest.raises(PoolError) as caught:
+                    call()
+                messages.append(str(caught.value))
+            return messages
+
+        run, close = loops.run(misuse)
+        assert "LoopPool(1 asyncio loops).run() or map() was called from its own loop 0" in run
+        assert "LoopPool(1 asyncio loops).close() was called from its own loop 0" in close
+        assert not loops.closed
+    assert_nothing_left(res, loops)

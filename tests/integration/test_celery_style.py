@@ -8,7 +8,6 @@ import asyncio
 import threading
 
 import psycopg
-import pytest
 
 from tests.concurrency import wait_until
 from tests.integration.support import load_example

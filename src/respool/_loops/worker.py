@@ -65,7 +65,6 @@ class Worker(Generic[T]):
     ) -> None:
         self.index = index
         self.owner = owner
-        self.calls = 0
         self.pool: AsyncPool[T] = AsyncPool(factory, releaser, pool_size=pool_size, **options)
         name = f"respool-loop-{index}"
         self.host = LoopHost(backend, name, self._setup, self._teardown, self._died)
@@ -110,13 +109,12 @@ class Worker(Generic[T]):
             async with pool.lease() as resource:
                 return await fn(resource, *args)
 
-        self.calls += 1
         return RemoteCall(body, notify)
 
     def stats(self) -> LoopStats:
         host = self.host
         alive = host.thread_id is not None and not host.ended and not host.dying
-        return LoopStats(self.index, host.in_flight, self.calls, alive, self.pool.stats())
+        return LoopStats(self.index, host.in_flight, host.submitted, alive, self.pool.stats())
 
 
 # -- the loop pool's errors, worded once for both faces -----------------------------
@@ -143,11 +141,11 @@ def started_twice(owner: str) -> PoolError:
     return PoolError(f"{owner} was started already: a loop pool is started once")
 
 
-def own_loop(owner: str, index: int) -> PoolError:
+def own_loop(owner: str, what: str, index: int) -> PoolError:
     return PoolError(
-        f"{owner}.run() or map() was called from its own loop {index}: it would wait for "
-        "itself and deadlock. Inside fn, use the resource you were given, or start "
-        "independent work with a task of your own on that loop"
+        f"{owner}.{what} was called from its own loop {index}: it would wait for itself "
+        "and deadlock. Inside fn, use the resource you were given (or a task of your own "
+        "on that loop); close the pool from outside its loops"
     )
 
 

@@ -162,14 +162,15 @@ class LoopPool(Generic[T]):
                 (it would deadlock), or that loop has died.
             PoolClosed: the pool is closed or closing.
             TypeError: ``fn`` is not a coroutine function (before anything
-                runs), or a bad ``pick``.
+                runs), or a bad ``pick`` or ``timeout``.
+            ValueError: a negative ``timeout``.
             IndexError: ``pick`` out of range.
 
         If the wait is interrupted (``KeyboardInterrupt``), ``fn`` is
         cancelled on its loop, and the interruption goes on once it has
         ended there.
         """
-        worker = self._choose(fn, pick, self._count)
+        worker = self._choose(fn, pick, timeout)
         done = Completion()
         call = worker.call(fn, (), done.notify)
         if not worker.host.submit(call):
@@ -216,7 +217,7 @@ class LoopPool(Generic[T]):
         they have ended.
         """
         items = list(inputs)
-        self._choose(fn, None, self._count)  # the checks of run()
+        self._choose(fn, None, timeout)  # the checks of run()
         start = next(self._turn)
         first, every = Completion(), Completion()
         tally = Tally(len(items), first.notify, every.notify)
@@ -268,9 +269,14 @@ class LoopPool(Generic[T]):
         resource's own loop), the loops end, and their threads are joined.
         A loop that died is skipped (its resources were dropped, with a
         WARNING on the ``respool`` logger).
+
+        Raises:
+            PoolError: called from one of the pool's own loops (it would wait
+                for itself).
         """
         if self._closed:
             return
+        self._not_from_my_loops(self.close.__name__ + "()")
         self._shut_down(at_once=False)
 
     def __enter__(self) -> LoopPool[T]:
@@ -293,17 +299,16 @@ class LoopPool(Generic[T]):
 
     # -- internals -------------------------------------------------------------
 
-    def _choose(self, fn: object, pick: int | None, count: int) -> Worker[T]:
+    def _choose(self, fn: object, pick: int | None, timeout: float | None) -> Worker[T]:
         if not is_async_callable(fn):
             raise words.not_async(fn)
+        check_seconds("timeout", timeout)
         if self._closed:
             raise words.closed(self._name)
         if not self._started:
             raise words.not_started(self._name)
-        me = current_thread()
-        if me in self._threads:
-            index = next(w.index for w in self._workers if w.host.thread_id == me)
-            raise words.own_loop(self._name, index)
+        self._not_from_my_loops("run() or map()")
+        count = self._count
         if pick is None:
             worker = self._workers[next(self._turn) % count]
         elif isinstance(pick, bool) or not isinstance(pick, int) or not 0 <= pick < count:
@@ -313,6 +318,12 @@ class LoopPool(Generic[T]):
         if worker.host.dying:
             raise worker.host.gone()
         return worker
+
+    def _not_from_my_loops(self, what: str) -> None:
+        me = current_thread()
+        if me in self._threads:
+            index = next(w.index for w in self._workers if w.host.thread_id == me)
+            raise words.own_loop(self._name, what, index)
 
     def _refused(self, worker: Worker[T]) -> BaseException:
         if worker.host.dying:

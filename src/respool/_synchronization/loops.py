@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -46,32 +47,77 @@ def current_thread() -> int:
 # -- the caller's side: waiting for another thread -----------------------------------
 
 
+class _Mailbox:
+    """Wake-ups for the tasks of one loop, posted from other threads.
+
+    One ``call_soon_threadsafe`` (or ``run_sync_soon``) serves every wake-up
+    posted before the loop gets to it: under load, the loop is woken once per
+    burst rather than once per call.
+    """
+
+    __slots__ = ("_events", "_lock", "_loop", "_method")
+
+    def __init__(self, loop: object, method: str) -> None:
+        self._lock = threading.Lock()
+        self._events: list[anyio.Event] = []
+        self._loop = weakref.ref(loop)  # the mailboxes are keyed weakly by their loop
+        self._method = method  # call_soon_threadsafe, or run_sync_soon
+
+    def post(self, event: anyio.Event) -> None:
+        with self._lock:
+            self._events.append(event)
+            wake = len(self._events) == 1
+        loop = self._loop()
+        if wake and loop is not None:
+            try:
+                getattr(loop, self._method)(self._deliver)
+            except RuntimeError:  # the loop or run is over: nobody waits any more
+                with self._lock:
+                    self._events.clear()
+
+    def _deliver(self) -> None:
+        with self._lock:
+            events, self._events = self._events, []
+        for event in events:
+            event.set()
+
+
+_MAILBOXES: weakref.WeakKeyDictionary[object, _Mailbox] = weakref.WeakKeyDictionary()
+_MAILBOXES_LOCK = threading.Lock()
+
+
+def _mailbox() -> _Mailbox:
+    """The running loop's mailbox (made on first use)."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        loop: object = trio.lowlevel.current_trio_token()
+        method = "run_sync_soon"
+    else:
+        loop, method = asyncio.get_running_loop(), "call_soon_threadsafe"
+    mailbox = _MAILBOXES.get(loop)
+    if mailbox is None:
+        with _MAILBOXES_LOCK:
+            mailbox = _MAILBOXES.setdefault(loop, _Mailbox(loop, method))
+    return mailbox
+
+
 class AsyncCompletion:
     """Set once, from any thread; awaited by one asyncio or trio task.
 
-    Made in the waiting task's loop: ``notify()`` schedules the wake-up there
+    Made in the waiting task's loop: ``notify()`` posts the wake-up there
     (``call_soon_threadsafe``, ``run_sync_soon``), so waiting never blocks it.
     """
 
-    __slots__ = ("_event", "_soon")
+    __slots__ = ("_event", "_mailbox")
 
     def __init__(self) -> None:
         self._event = anyio.Event()
-        if sniffio.current_async_library() == "trio":
-            import trio
-
-            self._soon: Callable[[Callable[[], object]], object] = (
-                trio.lowlevel.current_trio_token().run_sync_soon
-            )
-        else:
-            self._soon = asyncio.get_running_loop().call_soon_threadsafe
+        self._mailbox = _mailbox()
 
     def notify(self) -> None:
         """Wake the waiter (from any thread); a waiter whose loop has ended is let be."""
-        try:
-            self._soon(self._event.set)
-        except RuntimeError:  # the waiter's loop or run is over: nobody waits any more
-            pass
+        self._mailbox.post(self._event)
 
     async def wait(self, timeout: float | None) -> bool:
         """Wait until notified (``True``) or ``timeout`` seconds passed (``False``)."""
@@ -249,6 +295,8 @@ class LoopHost:
         self._setup, self._teardown, self._died = setup, teardown, died
         self._lock = threading.Lock()
         self._pending: set[RemoteCall] = set()  # submitted and not over yet
+        self._queue: list[RemoteCall] = []  # submitted, not yet handed to the loop
+        self.submitted = 0  # calls accepted since the start
         self._ready: list[Callable[[], None]] | None = []  # None once ready
         self._ended: list[Callable[[], None]] | None = []  # None once ended
         self._soon: Callable[[Callable[[], object]], object] | None = None
@@ -321,9 +369,12 @@ class LoopHost:
             if self.closing or self._ended is None or self._soon is None:
                 return False
             self._pending.add(call)
+            self.submitted += 1
             call._host = self
-        if not self.call_soon(lambda: self._dispatch(call)):
-            call._finish(self.gone())
+            self._queue.append(call)
+            wake = len(self._queue) == 1  # else a wake-up is on its way already
+        if wake and not self.call_soon(self._drain):
+            self._drain()  # the loop is over: each queued call ends with its error
         return True
 
     def call_soon(self, fn: Callable[[], object]) -> bool:
@@ -348,6 +399,13 @@ class LoopHost:
         self.call_soon(self._stop_group)
 
     # -- on the host's loop
+
+    def _drain(self) -> None:
+        """Hand every queued call to the loop: one wake-up serves a burst of submits."""
+        with self._lock:
+            calls, self._queue = self._queue, []
+        for call in calls:
+            self._dispatch(call)
 
     def _dispatch(self, call: RemoteCall) -> None:
         inbox = self._inbox
