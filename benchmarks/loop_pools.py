@@ -125,13 +125,15 @@ def kinds(kind: str) -> tuple[Any, Any, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--ops", type=int, default=4000)
+    parser.add_argument("--ops", type=int, default=None, help="calls per measurement (4000)")
     parser.add_argument("--callers", type=int, default=64)
-    parser.add_argument("--quick", action="store_true", help="1 round, 200 ops")
+    parser.add_argument("--quick", action="store_true", help="1 round, 200 ops by default")
     parser.add_argument("--no-io", action="store_true", help="CPU only: no Redis")
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.ops = 1, 200
+        args.rounds = 1
+    if args.ops is None:
+        args.ops = 200 if args.quick else 4000
     kinds_run = ["cpu"] if args.no_io else ["io", "cpu"]
     configs = ["one loop", *(f"loop_count={k}" for k in LOOP_COUNTS)]
     samples: dict[tuple[str, str], list[float]] = {(k, c): [] for k in kinds_run for c in configs}
