@@ -48,6 +48,7 @@ RANKS: dict[str, int] = {
     "respool._synchronization.helpers": 5,  # interrupts
     "respool._synchronization.calls": 6,  # events, helpers, interrupts
     "respool._synchronization.guards": 6,  # events, helpers
+    "respool._synchronization.completions": 5,  # a caller waiting for another thread
     "respool._synchronization.loops": 5,  # event loops on threads of their own
     "respool._synchronization.loopends": 5,  # which loop runs, and a hook at its end
     "respool._synchronization": 7,

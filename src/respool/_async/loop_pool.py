@@ -20,14 +20,8 @@ from .._checks import check_count, check_seconds, is_async_callable
 from .._loops import worker as words
 from .._loops.worker import LoopFactory, LoopReleaser, LoopStats, Worker
 from .._synchronization import AsyncShield
-from .._synchronization.loops import (
-    AsyncCompletion,
-    CallStopped,
-    RemoteCall,
-    Tally,
-    check_backend,
-    current_thread,
-)
+from .._synchronization.completions import AsyncCompletion, Tally
+from .._synchronization.loops import CallStopped, RemoteCall, check_backend, current_thread
 
 T = TypeVar("T")
 R = TypeVar("R")

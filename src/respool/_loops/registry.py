@@ -17,8 +17,8 @@ from .._async import AsyncPool
 from .._errors import PoolError
 from .._reprs import show
 from .._stats import PoolStats
+from .._synchronization.completions import AsyncCompletion
 from .._synchronization.loopends import EndHook, LoopRef, RegistryLock, running_loop
-from .._synchronization.loops import AsyncCompletion
 
 T = TypeVar("T")
 

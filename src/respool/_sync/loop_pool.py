@@ -21,14 +21,8 @@ from .._checks import check_count, check_seconds, is_async_callable
 from .._loops import worker as words
 from .._loops.worker import LoopFactory, LoopReleaser, LoopStats, Worker
 from .._synchronization import Shield
-from .._synchronization.loops import (
-    Completion,
-    CallStopped,
-    RemoteCall,
-    Tally,
-    check_backend,
-    current_thread,
-)
+from .._synchronization.completions import Completion, Tally
+from .._synchronization.loops import CallStopped, RemoteCall, check_backend, current_thread
 
 T = TypeVar("T")
 R = TypeVar("R")
