@@ -454,3 +454,23 @@ def test_loop_pool_run_or_close_from_its_own_loop_raises() -> None:
         assert "LoopPool(1 asyncio loops).close() was called from its own loop 0" in close
         assert not loops.closed
     assert_nothing_left(res, loops)
+
+
+async def test_cancelling_a_start_stops_everything_started(loops_backend: str) -> None:
+    res = Resources()
+    started = threading.Event()
+
+    async def stuck_factory() -> Resource:
+        started.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    loops = AsyncLoopPool(stuck_factory, res.close, 2, backend=loops_backend)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as group:
+            group.start_soon(loops.start)
+            await async_wait_until(started.is_set)
+            scope.cancel()
+    assert scope.cancelled_caught
+    assert loops.closed and loop_threads() == []
+    assert all(not s.alive and s.pool.size == s.pool.creating == 0 for s in loops.stats())
