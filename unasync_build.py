@@ -37,6 +37,7 @@ NAMES = {
     "AsyncPool": "Pool",
     "AsyncLease": "Lease",
     "AsyncLoopPool": "LoopPool",
+    "AsyncLifecycle": "Lifecycle",
     "aclose": "close",
     # respool._synchronization
     "AsyncStateLock": "StateLock",
@@ -49,6 +50,10 @@ NAMES = {
     "AsyncLoopGuard": "LoopGuard",
     "AsyncCompletion": "Completion",
     "async_callable_check": "callable_check",
+    "AsyncJobs": "Jobs",
+    "AsyncMaintainerTask": "MaintainerTask",
+    "AsyncTaskStatus": "TaskStatus",
+    "ASYNC_TASK_STATUS_IGNORED": "TASK_STATUS_IGNORED",
     # respool._types
     "AsyncFactory": "Factory",
     "AsyncReleaser": "Releaser",
@@ -202,7 +207,6 @@ PHRASES = [
         "What :meth:`Pool.lease` returns: ``with`` it to hold a resource.",
     ),
     ("``async with pool.lease() as resource:``", "``with pool.lease() as resource:``"),
-    ("``async with pool:`` returns the pool itself.", "``with pool:`` returns the pool itself."),
     (
         "                    # Finish the batch anyway, or the rest would hold their slots\n"
         "                    # forever (a shield does not stop asyncio's own Task.cancel()).\n",
@@ -267,6 +271,32 @@ PHRASES = [
         "The threaded face, generated from ``respool._async``.",
     ),
 ]
+
+PHRASES += [  # the lifecycle (_async/lifecycle.py)
+    (
+        "        while they are held.  For a maintainer owned by a block, use\n"
+        "        ``async with pool:`` or run :meth:`~respool.AsyncPool.maintain` in a task\n"
+        "        group.\n",
+        "        while they are held, in one daemon thread of the pool's.  For a\n"
+        "        maintainer owned by a block, use ``with pool:``.\n",
+    ),
+    ("\n        On cancellation of the wait, the pool stays open.\n", ""),
+    (
+        "        For a task group or nursery you own: ``tg.start_soon(pool.maintain)``\n"
+        "        or ``await tg.start(pool.maintain)`` (which returns once it runs).\n"
+        "        Cancelling the task stops the maintainer: its factory call, close or\n"
+        "        check under way is cancelled and settled, nothing lost.\n",
+        "        For a thread of your own: ``Thread(target=pool.maintain).start()``.\n"
+        "        ``task_status`` is for ``open()``'s own use.\n",
+    ),
+    ("\n        Closing is cleanup and is not interrupted by cancellation.\n", ""),
+    (
+        "``async with pool:`` opens the pool, its maintainer owned by the block; returns it.",
+        "``with pool:`` opens the pool, its maintainer thread owned by the block; returns it.",
+    ),
+]
+
+PHRASES.append(("~respool.AsyncPool.", "~respool.Pool."))  # links in a base class: last
 
 # Lines dropped from generated tests: anyio's marker has no meaning for threads.
 DROP_LINES = [re.compile(r"^pytestmark = pytest\.mark\.anyio\n", re.M)]

@@ -51,31 +51,37 @@ RANKS: dict[str, int] = {
     "respool._synchronization.completions": 5,  # a caller waiting for another thread
     "respool._synchronization.loops": 5,  # event loops on threads of their own
     "respool._synchronization.loopends": 5,  # which loop runs, and a hook at its end
-    "respool._synchronization": 7,
+    "respool._synchronization.tasks": 7,  # guards, helpers
+    "respool._synchronization": 8,
     # the shared state, sans I/O
     "respool._state.backoff": 10,
     "respool._state.line": 10,
     "respool._state.records": 10,
     "respool._state.steps": 11,
+    "respool._state.reports": 11,
     "respool._state.ledger": 12,
     "respool._state.closings": 13,
     "respool._state.creations": 13,
     "respool._state.returns": 13,
+    "respool._state.sizing": 13,
+    "respool._state.upkeep": 13,
     "respool._state": 14,
-    # a face: closing < creating < acquiring < binding, lease < pool (lease names the
-    # pool under TYPE_CHECKING only, for annotations)
+    # a face: closing < creating < acquiring, maintenance < binding, lease < lifecycle
+    # < pool (lease names the pool under TYPE_CHECKING only, for annotations)
     "respool._async.closing": 30,
     "respool._async.creating": 31,
     "respool._async.acquiring": 32,
+    "respool._async.maintenance": 32,
     "respool._async.binding": 33,
     "respool._async.lease": 33,
-    "respool._async.pool": 34,
-    "respool._async": 35,
+    "respool._async.lifecycle": 34,
+    "respool._async.pool": 35,
+    "respool._async": 36,
     # several event loops: built on the async face (AsyncPool) and the primitives
-    "respool._loops.worker": 36,
-    "respool._loops.registry": 36,
-    "respool._loops": 37,
-    "respool._async.loop_pool": 38,  # the loop pool's caller side: uses respool._loops
+    "respool._loops.worker": 37,
+    "respool._loops.registry": 37,
+    "respool._loops": 38,
+    "respool._async.loop_pool": 39,  # the loop pool's caller side: uses respool._loops
     # the package
     "respool": 40,
     # applications of the pool, not the pool: nothing else may import them

@@ -9,7 +9,7 @@ threads) runs calls on event loops of its own, each on its own thread.
 from ._async import AsyncLease, AsyncPool
 from ._async.loop_pool import AsyncLoopPool
 from ._checks import Fatal
-from ._errors import PoolClosed, PoolError, PoolTimeout
+from ._errors import PoolClosed, PoolError, PoolExhausted, PoolTimeout
 from ._loops import LoopPoolInfo, LoopPools, LoopStats
 from ._stats import PoolStats
 from ._sync import Lease, Pool
@@ -34,6 +34,7 @@ __all__ = [
     "LoopStats",
     "Pool",
     "PoolClosed",
+    "PoolExhausted",
     "PoolError",
     "PoolStats",
     "PoolTimeout",

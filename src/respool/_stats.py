@@ -11,7 +11,7 @@ class PoolStats:
 
     Gauges describe that moment; counters add up since the pool was made.
     ``size + creating`` is the number of slots taken and never exceeds
-    ``pool_size``.
+    ``pool_size`` (``burst_limit`` with bursts).
 
     Attributes:
         pool_size: gauge: the most resources the pool keeps alive at once.
@@ -32,6 +32,11 @@ class PoolStats:
             ``reset``, or ``discard()``.
         lost: counter: leased resources garbage-collected without being released
             (each also emitted a ``ResourceWarning``; its slot was recovered).
+        min_size: gauge: the fewest resources an opened pool keeps alive.
+        burst: gauge: resources alive above ``pool_size`` (``burst_limit``, or a
+            pool shrunk by ``resize`` whose surplus is still leased).
+        exhausted: counter: ``acquire`` calls refused with ``PoolExhausted``
+            because ``max_waiting`` callers were waiting already.
     """
 
     pool_size: int
@@ -48,9 +53,13 @@ class PoolStats:
     close_errors: int
     broken: int = 0
     lost: int = 0
+    min_size: int = 0
+    burst: int = 0
+    exhausted: int = 0
 
     def __str__(self) -> str:
         return (
             f"pool_size={self.pool_size} size={self.size} idle={self.idle} "
             f"leased={self.leased} creating={self.creating} waiting={self.waiting}"
+            + (f" burst={self.burst}" if self.burst else "")
         )

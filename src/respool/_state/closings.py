@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .._errors import PoolClosed, closed_message
-from .ledger import Ledger
+from .ledger import Ledger, run_now, unbound_event
 from .line import Waiter
 from .records import Entry
 from .steps import AGAIN, SLOT, Again, Slot, TimedOut
@@ -23,6 +23,8 @@ REPLACING = "while a stale or broken resource was closed"
 
 class Closings(Ledger[T]):
     """Closing, recycling and disposing, on top of the ledger."""
+
+    __slots__ = ()
 
     def closed_one(self, entry: Entry[T], *, failed: bool, late: bool) -> None:
         """Its releaser ended (``failed``: raising), or runs on past its time (``late``)."""
@@ -145,6 +147,8 @@ class Closings(Ledger[T]):
             if self.closed:
                 return None
             self.closed = True
+            self._poke()  # the maintainer ends
+            self._filled()  # open(wait=True) raises PoolClosed
             idle = list(self.idle)
             self.idle.clear()
             while (waiter := self.line.pop()) is not None:
@@ -159,3 +163,21 @@ class Closings(Ledger[T]):
                     waiter.creation.owner = None
                     waiter.creation = None
             return idle, [c.stop for c in self.creations if c.stop is not None]
+
+    def forget(self) -> None:
+        """In a forked child: every resource is the parent's; start over, empty.
+
+        The child neither hands them out nor closes them.  (Another thread may
+        have held the lock at the fork: the child gets a new one.)
+        """
+        for entry in self.alive.values():
+            entry.ref = None
+        self.alive.clear()
+        self.idle.clear()
+        self.line.clear()
+        self.lost.clear()
+        if self.leaks is not None:
+            self.leaks.clear()
+        self.new_event = unbound_event
+        self.call_soon = run_now
+        self._start_empty()

@@ -18,6 +18,8 @@ RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released reso
 class Returns(Ledger[T]):
     """Taking resources back from their holders, on top of the ledger."""
 
+    __slots__ = ()
+
     def return_quickly(self, resource: T, suspect: bool) -> bool:
         """The common release in one lock round trip; ``False`` if it needs more.
 
@@ -38,8 +40,13 @@ class Returns(Ledger[T]):
             ):
                 return False
             now = self.clock()
-            if self.closed or now >= entry.expires_at or entry.generation != self.generation:
-                return False  # to be closed (_usable, inlined): release's slow path does it
+            if (
+                self.closed
+                or now >= entry.expires_at
+                or entry.generation != self.generation
+                or self.slots > self.limit
+            ):
+                return False  # maybe to be closed (_usable, inlined, or surplus): the slow path
             entry.resource = resource
             entry.leased = False
             entry.last_used = -math.inf if suspect else now

@@ -78,6 +78,8 @@ class Closer(Generic[T]):
             to_close = self.run_reset(entry)
         if to_close is not None:
             self.close_and_free(to_close)
+        if self._state.sweeps:  # idle_timeout with no maintainer: enforced here, lazily
+            self.close_all(self._state.idle_past_timeout(), log=True)
         if overdue is not None and self._state.leaks is not None:
             self._state.leaks.warn_returned(overdue)
 

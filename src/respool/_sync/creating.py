@@ -100,7 +100,7 @@ class Creator(Generic[T]):
                 return todo
             assert waiter is not None  # given its place with its creation
             todo.stop = self._guard.spawn(
-                functools.partial(self._run, todo),
+                functools.partial(self.run, todo),
                 needed=deadline.at is not None,
                 helpers=self._helpers,
             )
@@ -156,7 +156,7 @@ class Creator(Generic[T]):
             logger.exception("fatal=%s raised; treating the factory error as fatal", show(fatal))
             return True
 
-    def _run(self, creation: Creation[T]) -> None:
+    def run(self, creation: Creation[T]) -> None:
         """The factory call, in the background: its resource or error goes where it is due.
 
         It never raises (nothing would catch it): whatever happens is handed
