@@ -474,3 +474,18 @@ async def test_cancelling_a_start_stops_everything_started(loops_backend: str) -
     assert scope.cancelled_caught
     assert loops.closed and loop_threads() == []
     assert all(not s.alive and s.pool.size == s.pool.creating == 0 for s in loops.stats())
+
+
+def test_each_loops_pool_is_opened_there_so_its_maintainer_keeps_min_size() -> None:
+    res = Resources()
+    loops = LoopPool(res.factory, res.close, 2, pool_size=1, min_size=1, discard_on=KeyError)
+    with loops:
+
+        async def discard(resource: Resource) -> None:
+            raise KeyError("broken")
+
+        with pytest.raises(KeyError):
+            loops.run(discard, pick=0)  # discard_on below closes it...
+        wait_until(lambda: loops.stats()[0].pool.created == 2)  # ...the maintainer refills
+        assert loops.stats()[0].pool.broken == 1
+    assert_nothing_left(res, loops)

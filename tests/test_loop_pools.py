@@ -389,3 +389,31 @@ async def test_pools_of_the_running_loop_close_with_aclose_and_others_stay() -> 
     release.set()
     other.join()
     assert len(pools) == 0 and t.alive() == []
+
+
+@pytest.mark.parametrize("flavour", ["asyncio", "trio"])
+def test_an_opened_pool_with_its_maintainer_is_disposed_at_the_loops_end(flavour: str) -> None:
+    t = Tracked()
+
+    def make_pool(key: Hashable) -> AsyncPool[Resource]:
+        async def factory() -> Resource:
+            resource = Resource(key)
+            t.made.append(resource)
+            return resource
+
+        pool = AsyncPool(factory, t.close, pool_size=3, min_size=2)
+        t.pools.append(pool)
+        return pool
+
+    pools = LoopPools(make_pool)
+
+    async def main() -> object:
+        pool = await pools.get()
+        await pool.open(wait=True)  # its maintainer keeps min_size=2 alive
+        await use(pools)
+        return current_loop()
+
+    loop = anyio.run(main, backend=flavour)
+    (pool,) = t.pools
+    assert pool.closed and pool.stats().size == 0 and len(pools) == 0
+    assert len(t.made) >= 2 and all(r.closed_on is loop for r in t.made)

@@ -48,7 +48,10 @@ class AsyncLoopPool(Generic[T]):
         shutdown_timeout: seconds the shutdown waits for calls in flight
             before cancelling them on their loops (``None``: no limit).
         **pool_options: the other arguments of :class:`AsyncPool`
-            (``acquire_timeout``, ``check``, ``reset``...), for each loop's pool.
+            (``acquire_timeout``, ``check``, ``reset``, ``min_size``...), for
+            each loop's pool.  Each pool is opened on its loop, so its
+            maintainer (``min_size``, ``idle_timeout``, ``keepalive``) runs
+            there.
 
     ``async with AsyncLoopPool(...) as loops:`` starts it (:meth:`start`) and
     shuts it down on exit (:meth:`aclose`).

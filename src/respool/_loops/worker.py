@@ -71,7 +71,10 @@ class Worker(Generic[T]):
         self.host.when_ended(self._ended)
 
     async def _setup(self) -> None:
-        """On the loop: bind the pool to it and create its ``pool_size`` resources."""
+        """On the loop: open the pool there (its maintainer runs on this loop, so
+        ``min_size``, ``idle_timeout`` and ``keepalive`` apply) and create its
+        ``pool_size`` resources."""
+        await self.pool.open()
         await self.pool.prefill()
 
     async def _teardown(self) -> None:

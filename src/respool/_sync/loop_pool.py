@@ -49,7 +49,10 @@ class LoopPool(Generic[T]):
         shutdown_timeout: seconds the shutdown waits for calls in flight
             before cancelling them on their loops (``None``: no limit).
         **pool_options: the other arguments of :class:`AsyncPool`
-            (``acquire_timeout``, ``check``, ``reset``...), for each loop's pool.
+            (``acquire_timeout``, ``check``, ``reset``, ``min_size``...), for
+            each loop's pool.  Each pool is opened on its loop, so its
+            maintainer (``min_size``, ``idle_timeout``, ``keepalive``) runs
+            there.
 
     ``with LoopPool(...) as loops:`` starts it (:meth:`start`) and shuts it
     down on exit (:meth:`close`).  Every method may be called from any
