@@ -48,6 +48,9 @@ RANKS: dict[str, int] = {
     "respool._synchronization.helpers": 5,  # interrupts
     "respool._synchronization.calls": 6,  # events, helpers, interrupts
     "respool._synchronization.guards": 6,  # events, helpers
+    "respool._synchronization.completions": 5,  # a caller waiting for another thread
+    "respool._synchronization.loops": 5,  # event loops on threads of their own
+    "respool._synchronization.loopends": 5,  # which loop runs, and a hook at its end
     "respool._synchronization.tasks": 7,  # guards, helpers
     "respool._synchronization": 8,
     # the shared state, sans I/O
@@ -76,8 +79,13 @@ RANKS: dict[str, int] = {
     "respool._async.pool": 35,
     "respool._async.shared": 36,  # an AsyncPool
     "respool._async": 37,
+    # several event loops: built on the async face (AsyncPool) and the primitives
+    "respool._loops.worker": 38,
+    "respool._loops.registry": 38,
+    "respool._loops": 39,
+    "respool._async.loop_pool": 40,  # the loop pool's caller side: uses respool._loops
     # the package
-    "respool": 40,
+    "respool": 41,
     # applications of the pool, not the pool: nothing else may import them
     "respool.testing": 50,
     "respool._demo.lanes": 50,
@@ -136,11 +144,17 @@ def is_application(module: str) -> bool:
     )
 
 
+def is_loop_layer(module: str) -> bool:
+    """``respool._loops``: several event loops, built on ``AsyncPool`` (async only)."""
+    return _within(module, "respool._loops")
+
+
 def is_shared_lower(module: str) -> bool:
     """A shared lower module: any other module of the package (``_checks``, ``_errors``...)."""
     return (
         module != "respool"
         and not (is_paired(module) or is_state(module) or is_application(module))
+        and not is_loop_layer(module)
         and face_of(module) is None
     )
 
@@ -262,6 +276,12 @@ def check_source(
                 item,
                 "a shared lower module imports a driver or the paired primitives",
                 "the modules below the state serve both faces and know neither",
+            )
+        if is_loop_layer(module) and their_face == "respool._sync":
+            broken(
+                item,
+                "the loop layer imports the threaded face",
+                "respool._loops runs AsyncPool on event loops; it never needs Pool",
             )
         if is_application(target) and not is_application(module):
             broken(

@@ -15,6 +15,7 @@ from tests.integration.support import EXAMPLES
 SERVICES = {
     "asyncpg_pool": "pg_dsn",
     "nats_shared": "nats_url",
+    "celery_style_asyncpg": "pg_dsn",
     "psycopg_async": "pg_dsn",
     "psycopg_sync": "pg_dsn",
     "redis_async": "redis_url",
