@@ -233,8 +233,10 @@ class AsyncLifecycle(Generic[T]):
         gone = self._binding.check_or_rebind()
         closed = self._state.close(gone)
         if closed is not None:  # else disposed already
-            await self._task.stop()
-            await self._closer.dispose(*closed, gone=gone, raise_errors=raise_errors)
+            try:
+                await self._closer.dispose(*closed, gone=gone, raise_errors=raise_errors)
+            finally:  # the maintainer, told by close(), ends by itself; this waits for it
+                await self._task.stop()
 
     async def __aenter__(self) -> Self:
         """``async with pool:`` opens the pool, its maintainer owned by the block; returns it.
@@ -248,7 +250,12 @@ class AsyncLifecycle(Generic[T]):
         if self._state.closed:
             raise PoolClosed(closed_message(type(self).__name__))
         self._check_loop()
-        await self._task.enter(self.maintain)
+        self._state.start_maintaining()  # PoolError if open already, before any task group
+        try:
+            await self._task.enter(self._maintainer.started)
+        except BaseException:
+            self._state.stop_maintaining(ended=True)
+            raise
         return self
 
     async def __aexit__(

@@ -69,6 +69,11 @@ class Maintainer(Generic[T]):
             raise
         await self.loop()
 
+    async def started(self, task_status: AsyncTaskStatus[None] = ASYNC_TASK_STATUS_IGNORED) -> None:
+        """:meth:`loop`, once ``start_maintaining`` has run: say so, then maintain."""
+        task_status.started()
+        await self.loop()
+
     async def loop(self) -> None:
         """The maintainer's rounds, after ``start_maintaining``; it ends them in any case."""
         state = self._state

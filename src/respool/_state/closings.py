@@ -46,6 +46,8 @@ class Closings(Ledger[T]):
         del self.alive[entry.key]
         entry.ref = None
         self.closed_count += 1
+        if self.kept:
+            self.kept.pop(entry.key, None)
 
     # -- replacing a resource an acquire met: its slot goes to that caller ----------------
 

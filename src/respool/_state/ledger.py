@@ -78,10 +78,10 @@ class Ledger(Generic[T]):
         "acquired", "alive", "asks_is_closed", "backoff", "broken", "call_soon", "cap",
         "check_interval", "chore_event", "clock", "close_errors", "closed", "closed_count",
         "create_errors", "created", "creating", "creations", "exhausted", "fill", "generation",
-        "idle", "idle_timeout", "keepalive", "kind", "last_error", "last_error_at", "leaks",
-        "leased", "limit", "line", "lock", "lost", "lost_count", "maintained", "max_waiting",
-        "min_size", "new_event", "owed", "owner", "plain", "recycle", "resets", "slots",
-        "stopping", "sweeps", "timeouts", "upkeep", "vets", "wakes_from_any_thread"
+        "idle", "idle_timeout", "keepalive", "kept", "kind", "last_error", "last_error_at",
+        "leaks", "leased", "limit", "line", "lock", "lost", "lost_count", "maintained",
+        "max_waiting", "min_size", "new_event", "owed", "owner", "plain", "recycle", "resets",
+        "slots", "stopping", "sweeps", "timeouts", "upkeep", "vets", "wakes_from_any_thread"
     )  # fmt: skip
 
     def __init__(
@@ -143,6 +143,7 @@ class Ledger(Generic[T]):
         self.upkeep: Creation[T] | None = None  # the maintainer's factory call under way
         self.maintained = self.stopping = False  # a maintainer runs; it was asked to stop
         self.fill: list[Any] = []  # events of open(wait=True) callers, set once filled
+        self.kept: dict[int, float] = {}  # by record key: its last passed keepalive check
         self.last_error: BaseException | None = None
         self.last_error_at = 0.0
         self.backoff = Backoff(self._max_backoff)

@@ -116,10 +116,11 @@ class Upkeep(Ledger[T]):
                     continue
                 wake_at = min(wake_at, entry.last_used + idle_timeout)
             if keepalive is not None:
-                if now - entry.last_used >= keepalive:
+                known_good = max(entry.last_used, self.kept.get(entry.key, -math.inf))
+                if now - known_good >= keepalive:
                     chores.keep.append(entry)
                     continue
-                wake_at = min(wake_at, entry.last_used + keepalive)
+                wake_at = min(wake_at, known_good + keepalive)
             wake_at = min(wake_at, entry.expires_at)
             keep.append(entry)
         if len(keep) != len(self.idle):
@@ -168,7 +169,8 @@ class Upkeep(Ledger[T]):
             if not ok:
                 self.broken += broken
                 return entry
-            entry.last_used = now = self.clock()
+            now = self.clock()
+            self.kept[entry.key] = now  # not a use: idle_timeout still counts from last_used
             return self._put(entry, now)
 
     def filled(self, event: Any) -> bool:

@@ -215,8 +215,10 @@ class Lifecycle(Generic[T]):
         gone = self._binding.check_or_rebind()
         closed = self._state.close(gone)
         if closed is not None:  # else disposed already
-            self._task.stop()
-            self._closer.dispose(*closed, gone=gone, raise_errors=raise_errors)
+            try:
+                self._closer.dispose(*closed, gone=gone, raise_errors=raise_errors)
+            finally:  # the maintainer, told by close(), ends by itself; this waits for it
+                self._task.stop()
 
     def __enter__(self) -> Self:
         """``with pool:`` opens the pool, its maintainer thread owned by the block; returns it.
@@ -230,7 +232,12 @@ class Lifecycle(Generic[T]):
         if self._state.closed:
             raise PoolClosed(closed_message(type(self).__name__))
         self._check_loop()
-        self._task.enter(self.maintain)
+        self._state.start_maintaining()  # PoolError if open already, before any task group
+        try:
+            self._task.enter(self._maintainer.started)
+        except BaseException:
+            self._state.stop_maintaining(ended=True)
+            raise
         return self
 
     def __exit__(

@@ -70,6 +70,11 @@ class Maintainer(Generic[T]):
             raise
         self.loop()
 
+    def started(self, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+        """:meth:`loop`, once ``start_maintaining`` has run: say so, then maintain."""
+        task_status.started()
+        self.loop()
+
     def loop(self) -> None:
         """The maintainer's rounds, after ``start_maintaining``; it ends them in any case."""
         state = self._state

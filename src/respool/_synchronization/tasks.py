@@ -23,6 +23,7 @@ import anyio.abc
 
 from .guards import AsyncLoopGuard, LoopGuard
 from .helpers import AsyncHelpers, Helpers
+from .interrupts import _ki_unprotected
 
 AsyncTaskStatus = anyio.abc.TaskStatus
 ASYNC_TASK_STATUS_IGNORED = anyio.TASK_STATUS_IGNORED
@@ -163,11 +164,12 @@ class MaintainerTask:
 
         thread = threading.Thread(target=run, name="respool-maintainer", daemon=True)
         thread.start()
-        status.event.wait()
+        self._thread = thread  # from now on dispose() stops it, even if the wait is interrupted
+        _wait(status.event)
         if status.error is not None:
-            thread.join()
+            self._thread = None
+            _join(thread, None)
             raise status.error
-        self._thread = thread
 
     def background(self, loop: Callable[[], None], guard: LoopGuard) -> None:
         """Run ``loop()`` in a daemon thread of its own."""
@@ -179,7 +181,7 @@ class MaintainerTask:
         """Wait, at most ``JOIN_SECONDS``, for the maintainer thread (asked to stop) to end."""
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
-            thread.join(JOIN_SECONDS)
+            _join(thread, JOIN_SECONDS)
 
     def leave(self) -> None:
         """At the end of a ``with`` block: as :meth:`stop`."""
@@ -189,6 +191,16 @@ class MaintainerTask:
     def thread(self) -> threading.Thread | None:
         """The maintainer's thread, while it runs (tests count threads)."""
         return self._thread
+
+
+@_ki_unprotected  # Ctrl-C raises at once here, also inside the pool's protected code
+def _wait(event: threading.Event) -> None:
+    event.wait()
+
+
+@_ki_unprotected
+def _join(thread: threading.Thread, timeout: float | None) -> None:
+    thread.join(timeout)
 
 
 T_contra = TypeVar("T_contra", contravariant=True)
