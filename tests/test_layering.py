@@ -39,6 +39,7 @@ RANKS: dict[str, int] = {
     "respool._tracking": 0,
     "respool._checks": 1,  # _reprs
     "respool._leaks": 1,  # _reprs
+    "respool._metrics": 1,  # _stats
     "respool._config": 2,  # _checks
     "respool._errors": 2,  # _leaks, _reprs, _stats
     # the paired primitives: the only home of anyio, asyncio, trio, threading...; they
@@ -62,6 +63,7 @@ RANKS: dict[str, int] = {
     "respool._state.returns": 13,
     "respool._state.sizing": 13,
     "respool._state.upkeep": 13,
+    "respool._state.tallies": 13,
     "respool._state": 14,
     # a face: closing < creating < acquiring, maintenance < binding, lease < lifecycle
     # < pool (lease names the pool under TYPE_CHECKING only, for annotations)
@@ -76,6 +78,10 @@ RANKS: dict[str, int] = {
     "respool._async": 36,
     # the package
     "respool": 40,
+    # the exporters: read a pool's stats, for prometheus_client and OpenTelemetry
+    "respool.metrics": 41,
+    "respool.metrics.prometheus": 42,
+    "respool.metrics.otel": 42,
     # applications of the pool, not the pool: nothing else may import them
     "respool.testing": 50,
     "respool._demo.lanes": 50,

@@ -55,6 +55,7 @@ class Settings:
     keepalive: float | None = None
     burst_limit: int | None = None  # None: no burst
     max_waiting: int | None = None
+    metrics: bool = False
 
     @property
     def cap(self) -> int:
@@ -81,6 +82,7 @@ def settings(
     keepalive: object = None,
     burst_limit: object = None,
     max_waiting: object = None,
+    metrics: object = False,
     checks: bool = False,
 ) -> Settings:
     """Check a pool's arguments; raise ``TypeError`` or ``ValueError`` naming the first bad one."""
@@ -128,6 +130,7 @@ def settings(
         alive,
         sizes[2],
         waiting,
+        check_flag("metrics", metrics),
     )
 
 

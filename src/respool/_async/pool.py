@@ -127,6 +127,10 @@ class AsyncPool(AsyncLifecycle[T]):
             closed.  ``None`` (default): no burst.
         max_waiting: when this many callers wait already, ``acquire``
             raises :class:`PoolExhausted` at once instead of waiting.
+        metrics: record the latency histograms of :meth:`stats` (``wait``,
+            ``hold``, ``create``, ``check``).  Off by default: it costs about
+            7 % of a warm ``acquire`` and ``release`` (see the docs'
+            Observability page); the counters are always kept.
 
     The pool can be built outside any event loop (say at module level); it
     binds to the first loop that uses it, and use from another loop raises
@@ -176,6 +180,7 @@ class AsyncPool(AsyncLifecycle[T]):
         keepalive: float | None = None,
         burst_limit: int | None = None,
         max_waiting: int | None = None,
+        metrics: bool = False,
     ) -> None:
         async_callable_check("factory", factory, optional=False)
         async_callable_check("releaser", releaser)
@@ -187,7 +192,8 @@ class AsyncPool(AsyncLifecycle[T]):
             leak_timeout=leak_timeout, cleanup_timeout=cleanup_timeout, max_backoff=max_backoff,
             is_closed=is_closed, discard_on=discard_on, fatal=fatal, create_timeout=create_timeout,
             min_size=min_size, idle_timeout=idle_timeout, keepalive=keepalive,
-            burst_limit=burst_limit, max_waiting=max_waiting, checks=check is not None,
+            burst_limit=burst_limit, max_waiting=max_waiting, metrics=metrics,
+            checks=check is not None,
         )  # fmt: skip
         self._pool_size = s.pool_size
         self._acquire_timeout = s.acquire_timeout
@@ -213,7 +219,7 @@ class AsyncPool(AsyncLifecycle[T]):
         # The hot path, bound: one attribute hop fewer per call.
         self._claim = state.claim
         self._serve = acquirer.serve
-        self._return_quickly = state.return_quickly
+        self._return_quickly = state.return_metered if metrics else state.return_quickly
         _fork.register(binding)  # a forked child's pool starts over, empty
         _tracking.pool_created(self)
         async_wrap_sigint_handler()
@@ -325,15 +331,24 @@ class AsyncPool(AsyncLifecycle[T]):
         """
         return AsyncLease(self, timeout)
 
-    def stats(self) -> PoolStats:
-        """A consistent snapshot of the pool's gauges and counters.
+    def stats(self, reset: bool = False) -> PoolStats:
+        """A consistent snapshot of the pool's gauges, counters and histograms.
+
+        Counters and histograms add up since the pool was made, or since the
+        last ``stats(reset=True)``.
+
+        Args:
+            reset: start the counters and histograms over after this reading
+                (psycopg_pool's ``pop_stats()``): each reading then covers
+                the time since the one before, for log-based monitoring.
+                The exporters of ``respool.metrics`` are not affected.
 
         Never waits (it takes only the pool's short internal lock), so no
         timeout applies and it is not a cancellation point.
         """
         if self._leaks is not None:
             self._leaks.warn_held(self._state.leaks_due())
-        return self._state.stats()
+        return self._state.stats(reset)
 
     @property
     def pool_size(self) -> int:

@@ -32,10 +32,11 @@ from typing import Any, Generic, TypeVar
 from .._config import Settings
 from .._errors import PoolClosed, PoolExhausted, TimeoutFacts, closed_message, exhausted_message
 from .._leaks import Leaks, site_line
+from .._metrics import Metrics
 from .._stats import PoolStats
 from .backoff import Backoff
 from .line import Line, Waiter
-from .records import Entry, LostRef
+from .records import DISPOSED, RECYCLED, SURPLUS, Entry, LostRef
 from .reports import facts, snapshot
 from .steps import SLOT, Creation, Stale, Step, Vet
 
@@ -75,13 +76,15 @@ class Ledger(Generic[T]):
 
     __slots__ = (
         "__weakref__", "_max_backoff", "_new_lock", "_plain", "_pop_idle", "_self_ref",
-        "acquired", "alive", "asks_is_closed", "backoff", "broken", "call_soon", "cap",
-        "check_interval", "chore_event", "clock", "close_errors", "closed", "closed_count",
-        "create_errors", "created", "creating", "creations", "exhausted", "fill", "generation",
-        "idle", "idle_timeout", "keepalive", "kind", "last_error", "last_error_at", "leaks",
-        "leased", "limit", "line", "lock", "lost", "lost_count", "maintained", "max_waiting",
-        "min_size", "new_event", "owed", "owner", "plain", "recycle", "resets", "slots",
-        "stopping", "sweeps", "timeouts", "upkeep", "vets", "wakes_from_any_thread"
+        "acquired", "alive", "asks_is_closed", "backoff", "base", "broken", "call_soon",
+        "cancelled", "cap", "check_interval", "checks", "chore_event", "clock", "close_errors",
+        "closed", "closed_count", "closes", "create_errors", "created", "creating", "creations",
+        "exhausted", "fill", "generation", "idle", "idle_timeout", "keepalive", "kind",
+        "last_error", "last_error_at", "leaks", "leased", "limit", "line", "lock", "lost",
+        "lost_count", "made_for", "maintained", "max_waiting", "metrics", "min_size",
+        "new_event", "owed", "owner", "plain", "recycle", "refused", "resets", "served", "slots",
+        "stopping", "sweeps", "timeouts", "tracks", "upkeep", "vets", "waited",
+        "wakes_from_any_thread"
     )  # fmt: skip
 
     def __init__(
@@ -111,6 +114,8 @@ class Ledger(Generic[T]):
         self.resets = resets  # every return runs reset first
         leak_timeout = settings.leak_timeout
         self.leaks = None if leak_timeout is None else Leaks(leak_timeout)
+        self.metrics = Metrics() if settings.metrics else None
+        self.tracks = self.leaks is not None or settings.metrics  # each lease's start noted
         self.plain = not resets and leak_timeout is None and not asks_is_closed
         self._plain = self.plain  # with a maintainer; without one, sweeps makes it False
         lifo, max_backoff = settings.lifo, settings.max_backoff
@@ -139,6 +144,10 @@ class Ledger(Generic[T]):
         self.created = self.closed_count = self.acquired = 0
         self.timeouts = self.create_errors = self.close_errors = 0
         self.broken = self.lost_count = self.exhausted = 0
+        self.waited = self.made_for = self.served = self.cancelled = self.refused = self.checks = 0
+        self.closes = [0] * 7  # by reason (records.REASONS)
+        self.base: PoolStats | None = None  # the totals at the last stats(reset=True)
+        self.metrics = None if self.metrics is None else Metrics()
         self.owed = 0  # resources the maintainer retired and owes a replacement for
         self.upkeep: Creation[T] | None = None  # the maintainer's factory call under way
         self.maintained = self.stopping = False  # a maintainer runs; it was asked to stop
@@ -159,16 +168,17 @@ class Ledger(Generic[T]):
         """
         with self.lock:
             if self.closed:
-                raise PoolClosed(closed_message(self.kind))
+                raise self._refuse(front)
             if self.lost:
                 self._recover_lost()
             if self.idle:
                 entry = self._pop_idle()
                 now = self.clock()
                 if now >= entry.expires_at or entry.generation != self.generation:  # _usable
+                    entry.reason = RECYCLED
                     return Stale(entry)
-                if self.leaks is not None:
-                    self._lease(entry)
+                if self.tracks:
+                    self._lease(entry, now)
                 else:  # _lease, inlined: this is the acquire hot path
                     entry.leased = True
                     self.leased += 1
@@ -191,21 +201,26 @@ class Ledger(Generic[T]):
         ``_vetting`` inlined: an extra call there costs 4 % of an acquire.
         """
         if self.closed:
-            raise PoolClosed(closed_message(self.kind))
+            raise self._refuse(front)
         if self.lost:
             self._recover_lost()
         if self.idle:
             entry = self._pop_idle()
             now = self.clock()
             if not self._usable(entry, now):
+                entry.reason = RECYCLED
                 return Stale(entry)
-            self._lease(entry)
+            self._lease(entry, now)
             return self._vetting(entry, now)
         if self.slots < self.cap:
             self.slots += 1
             self.creating += 1
             return SLOT
         return self._park(front)
+
+    def _refuse(self, front: bool) -> PoolClosed:
+        self.refused += not front  # one looking again is counted by its driver, as it gives up
+        return PoolClosed(closed_message(self.kind))
 
     def _park(self, front: bool) -> Waiter[T]:
         """A place in line, unless ``max_waiting`` callers wait already.
@@ -241,9 +256,11 @@ class Ledger(Generic[T]):
         pool is closed): the caller closes it and frees its slot.
         """
         if self.closed or now >= entry.expires_at or entry.generation != self.generation:  # _usable
+            entry.reason = DISPOSED if self.closed else RECYCLED
             return entry
         if self.slots > self.limit and (self.slots > self.cap or not self.line.waiting):
-            return entry  # surplus (a burst, or shrunk): closed unless it serves a waiter
+            entry.reason = SURPLUS  # a burst, or shrunk: closed unless it serves a waiter
+            return entry
         waiter = self.line.pop() if self.line.waiting else None
         if waiter is None:
             self.idle.append(entry)
@@ -302,12 +319,14 @@ class Ledger(Generic[T]):
 
     # -- leases ------------------------------------------------------------------
 
-    def _lease(self, entry: Entry[T]) -> None:
+    def _lease(self, entry: Entry[T], now: float | None = None) -> None:
         entry.leased = True
         self.leased += 1
         self.acquired += 1
-        if self.leaks is not None:
-            self.leaks.leased(entry, self.clock())
+        if self.tracks:
+            entry.leased_at = self.clock() if now is None else now
+            if self.leaks is not None:
+                self.leaks.leased(entry, entry.leased_at)
 
     def _unlease(self, entry: Entry[T], *, taken: bool = True) -> None:
         """``taken=False``: the caller never got it, so it does not count as acquired."""
@@ -417,14 +436,9 @@ class Ledger(Generic[T]):
 
     # -- what the pool can say about itself ------------------------------------------
 
-    def stats(self) -> PoolStats:
-        with self.lock:
-            if self.lost:
-                self._recover_lost()
-            return self._stats()
-
     def _stats(self) -> PoolStats:
-        return snapshot(self)
+        totals = snapshot(self)
+        return totals if self.base is None else totals.since(self.base)
 
     def timeout_facts(self) -> TimeoutFacts:
         with self.lock:

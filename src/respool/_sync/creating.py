@@ -163,7 +163,8 @@ class Creator(Generic[T]):
         to the caller waiting for it, or settled here.
         """
         state = self._state
-        limit = None if self._create_timeout is None else state.clock() + self._create_timeout
+        creation.started = now = state.clock()
+        limit = None if self._create_timeout is None else now + self._create_timeout
         try:
             resource = call_within(self._factory, limit, state.clock)
         except BaseException as exc:
