@@ -2,7 +2,7 @@
 
 The models count acquires, closes and the older counters; what each breaks
 down into (``acquired_at_once``, ``closed_idle``...) is checked by
-tests/_async/test_observability.py against scripted workloads instead.
+tests/_async/test_metrics.py against scripted workloads instead.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# generated from tests/_async/test_observability.py by unasync_build.py: do not edit, edit the source
+# generated from tests/_async/test_metrics.py by unasync_build.py: do not edit, edit the source
 """Observability (issue 14): counters by outcome and by close reason, the latency
 histograms of ``metrics=True``, and ``stats(reset=True)``, on scripted workloads.
 
