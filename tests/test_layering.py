@@ -78,7 +78,7 @@ RANKS: dict[str, int] = {
     "respool._async": 36,
     # the package
     "respool": 40,
-    # the exporters: read a pool's stats, for prometheus_client and OpenTelemetry
+    # the exporters, for prometheus_client and OpenTelemetry: applications too
     "respool.metrics": 41,
     "respool.metrics.prometheus": 42,
     "respool.metrics.otel": 42,
@@ -137,6 +137,7 @@ def is_application(module: str) -> bool:
         module in ("respool.testing", "respool.__main__")
         or _within(module, "respool._demo")
         or _within(module, "respool.presets")
+        or _within(module, "respool.metrics")  # the exporters
     )
 
 

@@ -7,7 +7,7 @@ thread-safe twin, generated from the same source.
 from ._async import AsyncLease, AsyncPool
 from ._checks import Fatal
 from ._errors import PoolClosed, PoolError, PoolExhausted, PoolTimeout
-from ._stats import PoolStats
+from ._stats import Histogram, PoolStats
 from ._sync import Lease, Pool
 from ._types import AsyncCheck, AsyncFactory, AsyncReleaser, Check, Factory, Releaser
 from ._version import __version__
@@ -21,6 +21,7 @@ __all__ = [
     "Check",
     "Factory",
     "Fatal",
+    "Histogram",
     "Lease",
     "Pool",
     "PoolClosed",

@@ -1,9 +1,11 @@
 """Latency recording, with ``metrics=True``: four histograms, in fixed buckets.
 
 The pool state holds a :class:`Metrics` only when the pool was made with
-``metrics=True`` (else ``None``: one attribute test where a duration ends,
-and none at all on the acquire and release hot paths, which the pool binds
-to their metered twins at construction).  Every record is made under the
+``metrics=True`` (else ``None``: one attribute test where a duration ends).
+The hot paths test nothing: ``claim`` always notes when a lease starts (one
+slot store, cheaper than a test), and the pool binds the quick release to
+its metered copy (``Returns.return_metered``, which inlines
+:meth:`Recorder.record`) at construction.  Every record is made under the
 pool's lock: O(1), a logarithm and four updates of preallocated fields, no
 object allocated but the floats themselves.
 """
@@ -14,9 +16,9 @@ from math import log2
 
 from ._stats import BUCKETS, LOWEST_EXPONENT, Histogram
 
-_LOWEST = 2.0**LOWEST_EXPONENT
-_LAST = BUCKETS - 1
-_SHIFT = -2 * LOWEST_EXPONENT  # 2 * log2(seconds) + _SHIFT >= 0 from the lowest bound up
+LOWEST = 2.0**LOWEST_EXPONENT
+LAST = BUCKETS - 1
+SHIFT = -2 * LOWEST_EXPONENT  # 2 * log2(seconds) + SHIFT >= 0 from the lowest bound up
 
 
 class Recorder:
@@ -31,14 +33,14 @@ class Recorder:
         self.max = 0.0
 
     def record(self, seconds: float) -> None:
-        if seconds < _LOWEST:
+        if seconds < LOWEST:
             i = 0  # also a clock that stepped back: never a negative duration
             if seconds < 0.0:
                 seconds = 0.0
         else:
-            i = int(2.0 * log2(seconds) + _SHIFT) + 1
-            if i > _LAST:
-                i = _LAST
+            i = int(2.0 * log2(seconds) + SHIFT) + 1
+            if i > LAST:
+                i = LAST
         self.buckets[i] += 1
         self.count += 1
         self.sum += seconds

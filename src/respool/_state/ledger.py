@@ -83,7 +83,7 @@ class Ledger(Generic[T]):
         "last_error", "last_error_at", "leaks", "leased", "limit", "line", "lock", "lost",
         "lost_count", "made_for", "maintained", "max_waiting", "metrics", "min_size",
         "new_event", "owed", "owner", "plain", "recycle", "refused", "resets", "served", "slots",
-        "stopping", "sweeps", "timeouts", "tracks", "upkeep", "vets", "waited",
+        "stopping", "sweeps", "timeouts", "upkeep", "vets", "waited",
         "wakes_from_any_thread"
     )  # fmt: skip
 
@@ -115,7 +115,6 @@ class Ledger(Generic[T]):
         leak_timeout = settings.leak_timeout
         self.leaks = None if leak_timeout is None else Leaks(leak_timeout)
         self.metrics = Metrics() if settings.metrics else None
-        self.tracks = self.leaks is not None or settings.metrics  # each lease's start noted
         self.plain = not resets and leak_timeout is None and not asks_is_closed
         self._plain = self.plain  # with a maintainer; without one, sweeps makes it False
         lifo, max_backoff = settings.lifo, settings.max_backoff
@@ -177,10 +176,11 @@ class Ledger(Generic[T]):
                 if now >= entry.expires_at or entry.generation != self.generation:  # _usable
                     entry.reason = RECYCLED
                     return Stale(entry)
-                if self.tracks:
-                    self._lease(entry, now)
+                if self.leaks is not None:
+                    self._lease(entry)
                 else:  # _lease, inlined: this is the acquire hot path
                     entry.leased = True
+                    entry.leased_at = now  # a hold starts (for metrics: cheaper than a test)
                     self.leased += 1
                     self.acquired += 1
                 if self.vets and (
@@ -210,7 +210,7 @@ class Ledger(Generic[T]):
             if not self._usable(entry, now):
                 entry.reason = RECYCLED
                 return Stale(entry)
-            self._lease(entry, now)
+            self._lease(entry)
             return self._vetting(entry, now)
         if self.slots < self.cap:
             self.slots += 1
@@ -319,14 +319,12 @@ class Ledger(Generic[T]):
 
     # -- leases ------------------------------------------------------------------
 
-    def _lease(self, entry: Entry[T], now: float | None = None) -> None:
+    def _lease(self, entry: Entry[T]) -> None:
         entry.leased = True
         self.leased += 1
         self.acquired += 1
-        if self.tracks:
-            entry.leased_at = self.clock() if now is None else now
-            if self.leaks is not None:
-                self.leaks.leased(entry, entry.leased_at)
+        if self.leaks is not None:
+            self.leaks.leased(entry, self.clock())
 
     def _unlease(self, entry: Entry[T], *, taken: bool = True) -> None:
         """``taken=False``: the caller never got it, so it does not count as acquired."""

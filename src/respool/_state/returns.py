@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import traceback
+from math import log2
 from typing import TypeVar, cast
 
 from .._leaks import Overdue
+from .._metrics import LAST, LOWEST, SHIFT
 from .ledger import Ledger
 from .records import CHECK_FAILED, RESET_FAILED, Entry
 
@@ -78,7 +80,15 @@ class Returns(Ledger[T]):
                 or self.slots > self.limit
             ):
                 return False
-            self.metrics.hold.record(now - entry.leased_at)  # type: ignore[union-attr]
+            # Recorder.record, inlined: a call costs more than the recording
+            held = now - entry.leased_at
+            hold = self.metrics.hold  # type: ignore[union-attr]
+            i = 0 if held < LOWEST else int(2.0 * log2(held) + SHIFT) + 1
+            hold.buckets[i if i < LAST else LAST] += 1
+            hold.count += 1
+            hold.sum += held
+            if held > hold.max:
+                hold.max = held
             entry.resource = resource
             entry.leased = False
             entry.last_used = -math.inf if suspect else now
