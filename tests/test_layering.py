@@ -38,10 +38,11 @@ RANKS: dict[str, int] = {
     "respool._fork": 0,
     "respool._tracking": 0,
     "respool._checks": 1,  # _reprs
-    "respool._leaks": 1,  # _reprs
+    "respool.events": 1,  # _reprs (_errors for annotations)
     "respool._metrics": 1,  # _stats
+    "respool._leaks": 2,  # _reprs, events
     "respool._config": 2,  # _checks
-    "respool._errors": 2,  # _leaks, _reprs, _stats
+    "respool._errors": 3,  # _leaks, _reprs, _stats
     # the paired primitives: the only home of anyio, asyncio, trio, threading...; they
     # know nothing of the pool (the state may not import them either, see check_source)
     "respool._synchronization.interrupts": 4,

@@ -4,6 +4,7 @@
 thread-safe twin, generated from the same source.
 """
 
+from . import events
 from ._async import AsyncLease, AsyncPool
 from ._checks import Fatal
 from ._errors import PoolClosed, PoolError, PoolExhausted, PoolTimeout
@@ -31,4 +32,5 @@ __all__ = [
     "PoolTimeout",
     "Releaser",
     "__version__",
+    "events",
 ]

@@ -56,6 +56,7 @@ class Settings:
     burst_limit: int | None = None  # None: no burst
     max_waiting: int | None = None
     metrics: bool = False
+    on_event: Callable[[Any], object] | None = None
 
     @property
     def cap(self) -> int:
@@ -83,6 +84,7 @@ def settings(
     burst_limit: object = None,
     max_waiting: object = None,
     metrics: object = False,
+    on_event: object = None,
     checks: bool = False,
 ) -> Settings:
     """Check a pool's arguments; raise ``TypeError`` or ``ValueError`` naming the first bad one."""
@@ -131,6 +133,7 @@ def settings(
         sizes[2],
         waiting,
         check_flag("metrics", metrics),
+        check_predicate("on_event", on_event),
     )
 
 

@@ -20,7 +20,7 @@ BOUNDS: tuple[float, ...] = (
 
 @attrs.frozen
 class Histogram:
-    """Durations, in seconds, in fixed log-spaced buckets (see :data:`BOUNDS`).
+    """Durations, in seconds, in fixed log-spaced buckets (``bounds``).
 
     ``buckets[i]`` counts the durations below ``bounds[i]`` and at or above
     ``bounds[i - 1]``: half an octave apart from about 1 microsecond to

@@ -20,6 +20,8 @@ from .._state.records import CHECK_FAILED, Entry
 from .._state.steps import Again, Slot, Stale, Step, TimedOut, Vet
 from .._synchronization import AsyncBoundedCall, AsyncHelpers, NotAwaitableError, async_ki_protected
 from .._types import AsyncCheck
+from ..events import CheckFailed
+from ..events import TimedOut as TimeoutEvent
 from .closing import Closer, is_dead
 from .creating import Creator, wait
 
@@ -76,7 +78,10 @@ class Acquirer(Generic[T]):
                     case Again():  # look again, ahead of those who came later
                         step = state.claim(front=True)
                     case TimedOut():
-                        raise self.timeout_error(step, deadline)
+                        error = self.timeout_error(step, deadline)
+                        if state.hooks is not None:
+                            state.hooks.emit(TimeoutEvent(error))
+                        raise error
                     case _:  # pragma: no cover  # the steps are a closed set
                         raise AssertionError(f"unknown step {step!r}")
         except BaseException as exc:
@@ -99,6 +104,8 @@ class Acquirer(Generic[T]):
         """
         state = self._state
         if self._is_closed is not None and is_dead(self._is_closed, entry.held()):
+            if state.hooks is not None:
+                state.hooks.emit(CheckFailed(entry.resource, None))
             state.broke(entry, taken=False)
             return await self._closer.replace(entry, deadline)
         if self._check is None or state.clock() - entry.last_used < state.check_interval:
@@ -145,6 +152,8 @@ class Acquirer(Generic[T]):
             show(entry.resource),
             "it returned False" if error is None else show(error),
         )
+        if self._state.hooks is not None:
+            self._state.hooks.emit(CheckFailed(entry.resource, error))
         self._state.broke(entry, taken=False)
         return await self._closer.replace(entry, deadline)
 

@@ -34,6 +34,7 @@ from .._errors import PoolClosed, PoolExhausted, TimeoutFacts, closed_message, e
 from .._leaks import Leaks, site_line
 from .._metrics import Metrics
 from .._stats import PoolStats
+from ..events import Hooks
 from .backoff import Backoff
 from .line import Line, Waiter
 from .records import DISPOSED, RECYCLED, SURPLUS, Entry, LostRef
@@ -79,7 +80,7 @@ class Ledger(Generic[T]):
         "acquired", "alive", "asks_is_closed", "backoff", "base", "broken", "call_soon",
         "cancelled", "cap", "check_interval", "checks", "chore_event", "clock", "close_errors",
         "closed", "closed_count", "closes", "create_errors", "created", "creating", "creations",
-        "exhausted", "fill", "generation", "idle", "idle_timeout", "keepalive", "kind",
+        "exhausted", "fill", "generation", "hooks", "idle", "idle_timeout", "keepalive", "kind",
         "last_error", "last_error_at", "leaks", "leased", "limit", "line", "lock", "lost",
         "lost_count", "made_for", "maintained", "max_waiting", "metrics", "min_size",
         "new_event", "owed", "owner", "plain", "recycle", "refused", "resets", "served", "slots",
@@ -115,6 +116,7 @@ class Ledger(Generic[T]):
         leak_timeout = settings.leak_timeout
         self.leaks = None if leak_timeout is None else Leaks(leak_timeout)
         self.metrics = Metrics() if settings.metrics else None
+        self.hooks: Hooks | None = None  # on_event's, set by the face (it names the pool)
         self.plain = not resets and leak_timeout is None and not asks_is_closed
         self._plain = self.plain  # with a maintainer; without one, sweeps makes it False
         lifo, max_backoff = settings.lifo, settings.max_backoff

@@ -63,7 +63,7 @@ def _middle(i: int) -> float:
 
 
 class Instrumentation:
-    """The instruments :func:`instrument` made for one pool (keep it referenced)."""
+    """The instruments ``instrument()`` made for one pool (keep it referenced)."""
 
     def __init__(self, pool: Any, meter: Meter, name: str) -> None:
         self._pool = pool
