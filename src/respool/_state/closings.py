@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .._errors import PoolClosed, closed_message
+from .._metrics import Metrics
 from .ledger import Ledger, run_now, unbound_event
 from .line import Waiter
 from .records import DISPOSED, RECYCLED, Entry
@@ -185,4 +186,5 @@ class Closings(Ledger[T]):
             self.leaks.clear()
         self.new_event = unbound_event
         self.call_soon = run_now
+        self.metrics = None if self.metrics is None else Metrics()  # its histograms too
         self._start_empty()

@@ -82,10 +82,9 @@ class Ledger(Generic[T]):
         "closed", "closed_count", "closes", "create_errors", "created", "creating", "creations",
         "exhausted", "fill", "generation", "hooks", "idle", "idle_timeout", "keepalive", "kind",
         "last_error", "last_error_at", "leaks", "leased", "limit", "line", "lock", "lost",
-        "lost_count", "made_for", "maintained", "max_waiting", "metrics", "min_size",
-        "new_event", "owed", "owner", "plain", "recycle", "refused", "resets", "served", "slots",
-        "stopping", "sweeps", "timeouts", "upkeep", "vets", "waited",
-        "wakes_from_any_thread"
+        "lost_count", "made_for", "maintained", "max_waiting", "metrics", "min_size", "new_event",
+        "owed", "owner", "plain", "recycle", "refused", "resets", "served", "slots", "stopping",
+        "sweeps", "timeouts", "upkeep", "vets", "waited", "wakes_from_any_thread"
     )  # fmt: skip
 
     def __init__(
@@ -148,7 +147,6 @@ class Ledger(Generic[T]):
         self.waited = self.made_for = self.served = self.cancelled = self.refused = self.checks = 0
         self.closes = [0] * 7  # by reason (records.REASONS)
         self.base: PoolStats | None = None  # the totals at the last stats(reset=True)
-        self.metrics = None if self.metrics is None else Metrics()
         self.owed = 0  # resources the maintainer retired and owes a replacement for
         self.upkeep: Creation[T] | None = None  # the maintainer's factory call under way
         self.maintained = self.stopping = False  # a maintainer runs; it was asked to stop
@@ -169,7 +167,8 @@ class Ledger(Generic[T]):
         """
         with self.lock:
             if self.closed:
-                raise self._refuse(front)
+                self.refused += not front  # one looking again: counted as its driver gives up
+                raise PoolClosed(closed_message(self.kind))
             if self.lost:
                 self._recover_lost()
             if self.idle:
@@ -203,7 +202,8 @@ class Ledger(Generic[T]):
         ``_vetting`` inlined: an extra call there costs 4 % of an acquire.
         """
         if self.closed:
-            raise self._refuse(front)
+            self.refused += not front
+            raise PoolClosed(closed_message(self.kind))
         if self.lost:
             self._recover_lost()
         if self.idle:
@@ -219,10 +219,6 @@ class Ledger(Generic[T]):
             self.creating += 1
             return SLOT
         return self._park(front)
-
-    def _refuse(self, front: bool) -> PoolClosed:
-        self.refused += not front  # one looking again is counted by its driver, as it gives up
-        return PoolClosed(closed_message(self.kind))
 
     def _park(self, front: bool) -> Waiter[T]:
         """A place in line, unless ``max_waiting`` callers wait already.
@@ -437,8 +433,7 @@ class Ledger(Generic[T]):
     # -- what the pool can say about itself ------------------------------------------
 
     def _stats(self) -> PoolStats:
-        totals = snapshot(self)
-        return totals if self.base is None else totals.since(self.base)
+        return snapshot(self) if self.base is None else snapshot(self).since(self.base)
 
     def timeout_facts(self) -> TimeoutFacts:
         with self.lock:
