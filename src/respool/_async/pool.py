@@ -130,7 +130,7 @@ class AsyncPool(AsyncLifecycle[T]):
             raises :class:`PoolExhausted` at once instead of waiting.
         metrics: record the latency histograms of :meth:`stats` (``wait``,
             ``hold``, ``create``, ``check``).  Off by default: it costs
-            16-20 % of a warm ``acquire`` and ``release`` (measured: see the
+            17-20 % of a warm ``acquire`` and ``release`` (measured: see the
             docs' Monitoring page); the counters are always kept.
         on_event: a plain callable given a record of each thing the pool
             does (``respool.events``: ``Created``, ``CheckedOut``,

@@ -59,7 +59,8 @@ class Tallies(Ledger[T]):
             if metrics is not None:
                 now = self.clock()
                 metrics.wait.record(now - started)
-                entry.leased_at = now  # its hold starts now, not when it was handed over
+                if self.leaks is None:  # (leak tracking keeps its leases in leased_at order)
+                    entry.leased_at = now  # its hold starts now, not when it was handed over
 
     def note_gave_up(self, error: BaseException) -> None:
         """An acquire the hot path could not serve ended with ``error``."""
