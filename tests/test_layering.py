@@ -38,9 +38,11 @@ RANKS: dict[str, int] = {
     "respool._fork": 0,
     "respool._tracking": 0,
     "respool._checks": 1,  # _reprs
-    "respool._leaks": 1,  # _reprs
+    "respool.events": 1,  # _reprs (_errors for annotations)
+    "respool._metrics": 1,  # _stats
+    "respool._leaks": 2,  # _reprs, events
     "respool._config": 2,  # _checks
-    "respool._errors": 2,  # _leaks, _reprs, _stats
+    "respool._errors": 3,  # _leaks, _reprs, _stats
     # the paired primitives: the only home of anyio, asyncio, trio, threading...; they
     # know nothing of the pool (the state may not import them either, see check_source)
     "respool._synchronization.interrupts": 4,
@@ -65,6 +67,7 @@ RANKS: dict[str, int] = {
     "respool._state.returns": 13,
     "respool._state.sizing": 13,
     "respool._state.upkeep": 13,
+    "respool._state.tallies": 13,
     "respool._state": 14,
     "respool._state.shared": 15,  # a PoolState
     # a face: closing < creating < acquiring, maintenance < binding, lease < lifecycle
@@ -86,6 +89,10 @@ RANKS: dict[str, int] = {
     "respool._async.loop_pool": 40,  # the loop pool's caller side: uses respool._loops
     # the package
     "respool": 41,
+    # the exporters, for prometheus_client and OpenTelemetry: applications too
+    "respool.metrics": 42,
+    "respool.metrics.prometheus": 43,
+    "respool.metrics.otel": 43,
     # applications of the pool, not the pool: nothing else may import them
     "respool.testing": 50,
     "respool._demo.lanes": 50,
@@ -141,6 +148,7 @@ def is_application(module: str) -> bool:
         module in ("respool.testing", "respool.__main__")
         or _within(module, "respool._demo")
         or _within(module, "respool.presets")
+        or _within(module, "respool.metrics")  # the exporters
     )
 
 

@@ -6,13 +6,14 @@ running event loop pools of its own; ``AsyncLoopPool`` (and ``LoopPool``, for
 threads) runs calls on event loops of its own, each on its own thread.
 """
 
+from . import events
 from ._async import AsyncLease, AsyncPool, AsyncSharedPool
 from ._async.loop_pool import AsyncLoopPool
 from ._checks import Fatal
 from ._errors import PoolClosed, PoolError, PoolExhausted, PoolTimeout
 from ._loops import LoopPoolInfo, LoopPools, LoopStats
 from ._state.shared import ResourceStats
-from ._stats import PoolStats
+from ._stats import Histogram, PoolStats
 from ._sync import Lease, Pool, SharedPool
 from ._sync.loop_pool import LoopPool
 from ._types import AsyncCheck, AsyncFactory, AsyncReleaser, Check, Factory, Releaser
@@ -29,6 +30,7 @@ __all__ = [
     "Check",
     "Factory",
     "Fatal",
+    "Histogram",
     "Lease",
     "LoopPool",
     "LoopPoolInfo",
@@ -44,4 +46,5 @@ __all__ = [
     "ResourceStats",
     "SharedPool",
     "__version__",
+    "events",
 ]

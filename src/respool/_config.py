@@ -55,6 +55,8 @@ class Settings:
     keepalive: float | None = None
     burst_limit: int | None = None  # None: no burst
     max_waiting: int | None = None
+    metrics: bool = False
+    on_event: Callable[[Any], object] | None = None
 
     @property
     def cap(self) -> int:
@@ -81,6 +83,8 @@ def settings(
     keepalive: object = None,
     burst_limit: object = None,
     max_waiting: object = None,
+    metrics: object = False,
+    on_event: object = None,
     checks: bool = False,
 ) -> Settings:
     """Check a pool's arguments; raise ``TypeError`` or ``ValueError`` naming the first bad one."""
@@ -128,6 +132,8 @@ def settings(
         alive,
         sizes[2],
         waiting,
+        check_flag("metrics", metrics),
+        check_predicate("on_event", on_event),
     )
 
 

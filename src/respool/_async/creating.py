@@ -30,6 +30,7 @@ from .._synchronization import (
     async_sleep_until,
 )
 from .._types import AsyncFactory
+from ..events import Created
 from .closing import Closer
 
 T = TypeVar("T")
@@ -162,7 +163,8 @@ class Creator(Generic[T]):
         to the caller waiting for it, or settled here.
         """
         state = self._state
-        limit = None if self._create_timeout is None else state.clock() + self._create_timeout
+        creation.started = now = state.clock()
+        limit = None if self._create_timeout is None else now + self._create_timeout
         try:
             resource = await async_call_within(self._factory, limit, state.clock)
         except BaseException as exc:
@@ -178,6 +180,9 @@ class Creator(Generic[T]):
                 self._log_outage(error, attempts)
             return
         wake, to_close, outage, refused = state.creation_made(creation, resource)
+        hooks = state.hooks
+        if hooks is not None and not refused and resource is not None:
+            hooks.emit(Created(resource, state.clock() - creation.started))  # before its caller
         if outage is not None:
             logger.info(
                 "%s: the factory works again after %.1fs and %d failed attempts",

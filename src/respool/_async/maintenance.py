@@ -129,6 +129,7 @@ class Maintainer(Generic[T]):
             self._helpers,
         )
         ok, broken = False, True
+        started = state.clock()
         try:
             ok = await call.run(limit) is not False
             if not ok:
@@ -145,6 +146,7 @@ class Maintainer(Generic[T]):
             else:
                 broken = False  # cut short (the maintainer stopped): closed, not broken
         finally:
+            state.note_check(started)
             if not call.detached:
                 to_close = state.kept_alive(entry, ok, broken=broken)
                 if to_close is not None:

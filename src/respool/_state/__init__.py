@@ -11,7 +11,8 @@ callables, and act on the steps it returns (``steps.py``).
 lease, lost leases, stats) with the bookkeeping of creation
 (``creations.py``), of resources coming back (``returns.py``), of closing
 (``closings.py``), of sizing at runtime (``sizing.py``) and of an opened
-pool's maintainer (``upkeep.py``) mixed in, each a topic of its own.  Methods whose name
+pool's maintainer (``upkeep.py``) and of what it says about itself
+(``tallies.py``) mixed in, each a topic of its own.  Methods whose name
 starts with ``_`` assume the caller holds the lock; the others take it.
 """
 
@@ -26,18 +27,19 @@ from .ledger import Ledger, on_lost
 from .line import Line
 from .returns import Returns
 from .sizing import Sizing
+from .tallies import Tallies
 from .upkeep import Upkeep
 
 T = TypeVar("T")
 
 
-class PoolState(Creations[T], Returns[T], Closings[T], Sizing[T], Upkeep[T]):
+class PoolState(Creations[T], Returns[T], Closings[T], Sizing[T], Upkeep[T], Tallies[T]):
     """One pool's state; see the package docstring and each part's module."""
 
     __slots__ = ()
 
 
 # Everything here that runs code: the threaded face marks it for its Ctrl-C protection.
-CODE = (Backoff, Closings, Creations, Ledger, Line, Returns, Sizing, Upkeep, on_lost)
+CODE = (Backoff, Closings, Creations, Ledger, Line, Returns, Sizing, Tallies, Upkeep, on_lost)
 
 __all__ = ["CODE", "PoolState"]

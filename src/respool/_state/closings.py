@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .._errors import PoolClosed, closed_message
+from .._metrics import Metrics
 from .ledger import Ledger, run_now, unbound_event
 from .line import Waiter
-from .records import Entry
+from .records import DISPOSED, RECYCLED, Entry
 from .steps import AGAIN, SLOT, Again, Slot, TimedOut
 
 T = TypeVar("T")
@@ -46,6 +47,7 @@ class Closings(Ledger[T]):
         del self.alive[entry.key]
         entry.ref = None
         self.closed_count += 1
+        self.closes[entry.reason] += 1
         if self.kept:
             self.kept.pop(entry.key, None)
 
@@ -132,6 +134,8 @@ class Closings(Ledger[T]):
                 self.generation += 1
             now = self.clock()
             stale = [entry for entry in self.idle if not self._usable(entry, now)]
+            for entry in stale:
+                entry.reason = RECYCLED
             if stale:
                 keep = [entry for entry in self.idle if self._usable(entry, now)]
                 self.idle.clear()
@@ -152,6 +156,8 @@ class Closings(Ledger[T]):
             self._poke()  # the maintainer ends
             self._filled()  # open(wait=True) raises PoolClosed
             idle = list(self.idle)
+            for entry in idle:
+                entry.reason = DISPOSED
             self.idle.clear()
             while (waiter := self.line.pop()) is not None:
                 waiter.closed = True
@@ -182,4 +188,5 @@ class Closings(Ledger[T]):
             self.leaks.clear()
         self.new_event = unbound_event
         self.call_soon = run_now
+        self.metrics = None if self.metrics is None else Metrics()  # its histograms too
         self._start_empty()

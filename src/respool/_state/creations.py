@@ -250,6 +250,8 @@ class Creations(Ledger[T]):
                 return None, None, None, False
             outage = self.backoff.outage(self.clock())
             entry = self._register(resource, creation.generation)
+            if self.metrics is not None:
+                self.metrics.create.record(entry.last_used - creation.started)
             if owner is not None and creation.lease and not self.closed:
                 self._lease(entry)  # its own caller, out of line: nobody else wakes it
                 owner.entry = entry

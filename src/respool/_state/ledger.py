@@ -6,12 +6,11 @@ caller holds it; the others take it themselves (puddle's habit).
 
 * ``slots`` is the one capacity count: resources alive (idle, leased, in
   hand-off or being closed) plus factory calls under way.  It never exceeds
-  ``cap`` (``burst_limit``, else ``limit``, the pool size): only
-  :meth:`claim` (and the reservations of prefill and the maintainer) take a
-  slot, and a slot is freed only by :meth:`_free_slot`, which hands it to the
-  oldest waiter (who then creates a resource in it) if there is one and the
-  slot is within ``cap``.  Above ``limit`` (a burst, or a pool shrunk by
-  ``resize``), a resource that comes back when nobody waits is closed.
+  ``cap`` (``burst_limit``, else ``limit``): only :meth:`claim` (and the
+  reservations of prefill and the maintainer) take a slot; only
+  :meth:`_free_slot` frees one, handing it to the oldest waiter (who creates
+  in it) if any and within ``cap``.  Above ``limit`` (a burst, a shrink), a
+  resource that comes back when nobody waits is closed.
 * ``idle`` holds resources nobody holds.  It is never non-empty while a live
   waiter is parked: :meth:`_put` hands a returned resource straight to the
   oldest waiter, so a newcomer cannot barge past it.
@@ -32,10 +31,12 @@ from typing import Any, Generic, TypeVar
 from .._config import Settings
 from .._errors import PoolClosed, PoolExhausted, TimeoutFacts, closed_message, exhausted_message
 from .._leaks import Leaks, site_line
+from .._metrics import Metrics
 from .._stats import PoolStats
+from ..events import Hooks
 from .backoff import Backoff
 from .line import Line, Waiter
-from .records import Entry, LostRef
+from .records import DISPOSED, RECYCLED, SURPLUS, Entry, LostRef
 from .reports import facts, snapshot
 from .steps import SLOT, Creation, Stale, Step, Vet
 
@@ -75,13 +76,15 @@ class Ledger(Generic[T]):
 
     __slots__ = (
         "__weakref__", "_max_backoff", "_new_lock", "_plain", "_pop_idle", "_self_ref",
-        "acquired", "alive", "asks_is_closed", "backoff", "broken", "call_soon", "cap",
-        "check_interval", "chore_event", "clock", "close_errors", "closed", "closed_count",
-        "create_errors", "created", "creating", "creations", "exhausted", "fill", "generation",
-        "idle", "idle_timeout", "keepalive", "kept", "kind", "last_error", "last_error_at",
-        "leaks", "leased", "limit", "line", "lock", "lost", "lost_count", "maintained",
-        "max_waiting", "min_size", "new_event", "owed", "owner", "plain", "recycle", "resets",
-        "slots", "stopping", "sweeps", "timeouts", "upkeep", "vets", "wakes_from_any_thread"
+        "acquired", "alive", "asks_is_closed", "backoff", "base", "broken", "call_soon",
+        "cancelled", "cap", "check_interval", "checks", "chore_event", "clock", "close_errors",
+        "closed", "closed_count", "closes", "create_errors", "created", "creating", "creations",
+        "exhausted", "fill", "generation", "hooks", "idle", "idle_timeout", "keepalive", "kept",
+        "kind", "last_error", "last_error_at", "leaks", "leased", "limit", "line", "lock",
+        "lost", "lost_count", "made_for", "maintained", "max_waiting", "metrics", "min_size",
+        "new_event", "owed", "owner", "plain", "recycle", "refused", "resets", "served",
+        "slots", "stopping", "sweeps", "timeouts", "upkeep", "vets", "waited",
+        "wakes_from_any_thread"
     )  # fmt: skip
 
     def __init__(
@@ -111,6 +114,8 @@ class Ledger(Generic[T]):
         self.resets = resets  # every return runs reset first
         leak_timeout = settings.leak_timeout
         self.leaks = None if leak_timeout is None else Leaks(leak_timeout)
+        self.metrics = Metrics() if settings.metrics else None
+        self.hooks: Hooks | None = None  # on_event's, set by the face (it names the pool)
         self.plain = not resets and leak_timeout is None and not asks_is_closed
         self._plain = self.plain  # with a maintainer; without one, sweeps makes it False
         lifo, max_backoff = settings.lifo, settings.max_backoff
@@ -139,6 +144,9 @@ class Ledger(Generic[T]):
         self.created = self.closed_count = self.acquired = 0
         self.timeouts = self.create_errors = self.close_errors = 0
         self.broken = self.lost_count = self.exhausted = 0
+        self.waited = self.made_for = self.served = self.cancelled = self.refused = self.checks = 0
+        self.closes = [0] * 7  # by reason (records.REASONS)
+        self.base: PoolStats | None = None  # the totals at the last stats(reset=True)
         self.owed = 0  # resources the maintainer retired and owes a replacement for
         self.upkeep: Creation[T] | None = None  # the maintainer's factory call under way
         self.maintained = self.stopping = False  # a maintainer runs; it was asked to stop
@@ -160,6 +168,7 @@ class Ledger(Generic[T]):
         """
         with self.lock:
             if self.closed:
+                self.refused += not front  # one looking again: counted as its driver gives up
                 raise PoolClosed(closed_message(self.kind))
             if self.lost:
                 self._recover_lost()
@@ -167,11 +176,13 @@ class Ledger(Generic[T]):
                 entry = self._pop_idle()
                 now = self.clock()
                 if now >= entry.expires_at or entry.generation != self.generation:  # _usable
+                    entry.reason = RECYCLED
                     return Stale(entry)
                 if self.leaks is not None:
                     self._lease(entry)
                 else:  # _lease, inlined: this is the acquire hot path
                     entry.leased = True
+                    entry.leased_at = now  # a hold starts (for metrics: cheaper than a test)
                     self.leased += 1
                     self.acquired += 1
                 if self.vets and (
@@ -192,6 +203,7 @@ class Ledger(Generic[T]):
         ``_vetting`` inlined: an extra call there costs 4 % of an acquire.
         """
         if self.closed:
+            self.refused += not front
             raise PoolClosed(closed_message(self.kind))
         if self.lost:
             self._recover_lost()
@@ -199,6 +211,7 @@ class Ledger(Generic[T]):
             entry = self._pop_idle()
             now = self.clock()
             if not self._usable(entry, now):
+                entry.reason = RECYCLED
                 return Stale(entry)
             self._lease(entry)
             return self._vetting(entry, now)
@@ -242,9 +255,11 @@ class Ledger(Generic[T]):
         pool is closed): the caller closes it and frees its slot.
         """
         if self.closed or now >= entry.expires_at or entry.generation != self.generation:  # _usable
+            entry.reason = DISPOSED if self.closed else RECYCLED
             return entry
         if self.slots > self.limit and (self.slots > self.cap or not self.line.waiting):
-            return entry  # surplus (a burst, or shrunk): closed unless it serves a waiter
+            entry.reason = SURPLUS  # a burst, or shrunk: closed unless it serves a waiter
+            return entry
         waiter = self.line.pop() if self.line.waiting else None
         if waiter is None:
             self.idle.append(entry)
@@ -422,14 +437,8 @@ class Ledger(Generic[T]):
 
     # -- what the pool can say about itself ------------------------------------------
 
-    def stats(self) -> PoolStats:
-        with self.lock:
-            if self.lost:
-                self._recover_lost()
-            return self._stats()
-
     def _stats(self) -> PoolStats:
-        return snapshot(self)
+        return snapshot(self) if self.base is None else snapshot(self).since(self.base)
 
     def timeout_facts(self) -> TimeoutFacts:
         with self.lock:

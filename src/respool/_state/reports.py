@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import TimeoutFacts
 from .._stats import PoolStats
+from .records import CHECK_FAILED, DISCARDED, DISPOSED, IDLE, RECYCLED, RESET_FAILED, SURPLUS
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -18,6 +19,7 @@ def snapshot(ledger: Ledger[Any]) -> PoolStats:
     """The pool's gauges and counters, now."""
     line = ledger.line
     size = ledger.slots - ledger.creating
+    closes, metrics = ledger.closes, ledger.metrics
     return PoolStats(
         pool_size=ledger.limit,
         size=size,
@@ -36,6 +38,23 @@ def snapshot(ledger: Ledger[Any]) -> PoolStats:
         min_size=ledger.min_size,
         burst=max(0, size - ledger.limit),
         exhausted=ledger.exhausted,
+        acquired_at_once=ledger.acquired - ledger.waited - ledger.made_for,
+        acquired_after_waiting=ledger.waited,
+        acquired_by_creating=ledger.made_for,
+        cancelled=ledger.cancelled,
+        refused_closed=ledger.refused,
+        checks=ledger.checks,
+        closed_recycled=closes[RECYCLED],
+        closed_idle=closes[IDLE],
+        closed_check_failed=closes[CHECK_FAILED],
+        closed_reset_failed=closes[RESET_FAILED],
+        closed_discarded=closes[DISCARDED],
+        closed_disposed=closes[DISPOSED],
+        closed_surplus=closes[SURPLUS],
+        wait=None if metrics is None else metrics.wait.read(ledger.acquired - ledger.served),
+        hold=None if metrics is None else metrics.hold.read(),
+        create=None if metrics is None else metrics.create.read(),
+        check=None if metrics is None else metrics.check.read(),
     )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import traceback
+from math import log2
 from typing import TypeVar, cast
 
 from .._leaks import Overdue
+from .._metrics import LAST, LOWEST, SHIFT
 from .ledger import Ledger
-from .records import Entry
+from .records import CHECK_FAILED, RESET_FAILED, Entry
 
 T = TypeVar("T")
 
@@ -54,6 +56,46 @@ class Returns(Ledger[T]):
             self._put(entry, now)
             return True
 
+    def return_metered(self, resource: T, suspect: bool) -> bool:
+        """:meth:`return_quickly`, recording the hold: the pool's choice with ``metrics=True``.
+
+        A copy, so that a pool without metrics pays nothing for them here.
+        """
+        if not self.plain:
+            return False
+        with self.lock:
+            entry = self.alive.get(id(resource))
+            if (
+                entry is None
+                or not entry.leased
+                or entry.handed is not None
+                or not (entry.resource is resource or (entry.ref and entry.ref() is resource))
+            ):
+                return False
+            now = self.clock()
+            if (
+                self.closed
+                or now >= entry.expires_at
+                or entry.generation != self.generation
+                or self.slots > self.limit
+            ):
+                return False
+            # Recorder.record, inlined: a call costs more than the recording
+            held = now - entry.leased_at
+            hold = self.metrics.hold  # type: ignore[union-attr]
+            i = 0 if held < LOWEST else int(2.0 * log2(held) + SHIFT) + 1
+            hold.buckets[i if i < LAST else LAST] += 1
+            hold.count += 1
+            hold.sum += held
+            if held > hold.max:
+                hold.max = held
+            entry.resource = resource
+            entry.leased = False
+            entry.last_used = -math.inf if suspect else now
+            self.leased -= 1
+            self._put(entry, now)
+            return True
+
     def take_back(
         self, resource: T, how: str, suspect: bool
     ) -> tuple[Entry[T], Entry[T] | None, Overdue | None] | str:
@@ -69,6 +111,8 @@ class Returns(Ledger[T]):
             problem = self._release_problem(entry, resource)
             if entry is not None and problem is None:
                 entry.resource = resource
+                if self.metrics is not None:
+                    self.metrics.hold.record(self.clock() - entry.leased_at)
                 overdue = None
                 if self.leaks is not None:
                     overdue = self.leaks.overdue(entry, resource, self.clock())
@@ -115,6 +159,7 @@ class Returns(Ledger[T]):
                 return self._check_in(entry, entry.last_used == -math.inf)
             self._unlease(entry)
             self.broken += 1
+            entry.reason = RESET_FAILED
             return entry
 
     def put_back(self, entry: Entry[T]) -> Entry[T] | None:
@@ -139,6 +184,7 @@ class Returns(Ledger[T]):
             entry.handed = None
             self._unlease(entry, taken=taken)
             self.broken += 1
+            entry.reason = RESET_FAILED if taken else CHECK_FAILED  # taken: a reset overran
             return True
 
     # -- leaks, for the driver to report ----------------------------------------------

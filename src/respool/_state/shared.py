@@ -26,7 +26,7 @@ import attrs
 
 from .. import _errors
 from . import PoolState
-from .records import Entry
+from .records import CHECK_FAILED, DISCARDED, DISPOSED, RECYCLED, SURPLUS, Entry
 from .steps import SLOT, Stale, Step
 
 T = TypeVar("T")
@@ -93,6 +93,7 @@ class SharedState(PoolState[T]):
         for entry in [*self.busy, *self.idle]:
             holders = self.held[entry.key]
             if not self._usable(entry, now):
+                entry.reason = RECYCLED
                 if holders == 0:
                     self.idle.remove(entry)
                     return Stale(entry)  # the caller closes it, in its slot
@@ -143,6 +144,8 @@ class SharedState(PoolState[T]):
         surplus = self.slots > self.limit and (self.slots > self.cap or not self.line.waiting)
         key = entry.key
         if key in self.retired or not self._usable(entry, now) or self.closed or surplus:
+            if key not in self.retired:  # else its reason was noted when it was retired
+                entry.reason = DISPOSED if self.closed else SURPLUS if surplus else RECYCLED
             self._retire(entry)
             if self.held[key] == 0:
                 return entry
@@ -193,7 +196,9 @@ class SharedState(PoolState[T]):
                 )
             self._unlease(entry)
             if how == "discard":
-                self.broken += entry.key not in self.retired
+                if entry.key not in self.retired:
+                    self.broken += 1
+                    entry.reason = DISCARDED
                 self._retire(entry)
             elif suspect:
                 entry.last_used = -math.inf  # checked before its next hand-out
@@ -205,14 +210,16 @@ class SharedState(PoolState[T]):
         with self.lock:
             entry.handed = None
             self._unlease(entry, taken=taken)
-            self.broken += entry.key not in self.retired
+            if entry.key not in self.retired:
+                self.broken += 1
+                entry.reason = CHECK_FAILED
             self._retire(entry)
             return self.held[entry.key] == 0
 
     def drop(self, entry: Entry[T], *, taken: bool) -> bool:
         with self.lock:
             self._unlease(entry, taken=taken)
-            self._retire(entry)
+            self._retire(entry)  # its reason was set by the caller
             return self.held[entry.key] == 0
 
     # -- sizing ------------------------------------------------------------------------------
@@ -225,6 +232,7 @@ class SharedState(PoolState[T]):
             for entry in sorted(self.busy, key=lambda e: self.held[e.key]):
                 if over <= 0:
                     break
+                entry.reason = SURPLUS
                 self._retire(entry)
                 over -= 1
         return surplus

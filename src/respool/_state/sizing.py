@@ -6,7 +6,7 @@ from typing import TypeVar
 
 from .._errors import PoolClosed, closed_message
 from .ledger import Ledger
-from .records import Entry
+from .records import IDLE, SURPLUS, Entry
 
 T = TypeVar("T")
 
@@ -33,7 +33,8 @@ class Sizing(Ledger[T]):
             surplus: list[Entry[T]] = []
             over = self.slots - size
             while over > 0 and self.idle:
-                surplus.append(self.idle.popleft())  # least recently used first (LIFO)
+                surplus.append(entry := self.idle.popleft())  # least recently used first (LIFO)
+                entry.reason = SURPLUS
                 over -= 1
             self._poke()  # min_size may have grown
             return surplus
@@ -67,6 +68,7 @@ class Sizing(Ledger[T]):
             spare = self.slots - self.creating - self.min_size
             taken: list[Entry[T]] = []
             while spare > 0 and self.idle and now - self.idle[0].last_used >= limit:
-                taken.append(self.idle.popleft())  # the least recently used (LIFO order)
+                taken.append(entry := self.idle.popleft())  # the least recently used (LIFO order)
+                entry.reason = IDLE
                 spare -= 1
             return taken

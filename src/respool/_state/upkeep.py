@@ -21,7 +21,7 @@ import attrs
 
 from .._errors import PoolClosed, PoolError, closed_message
 from .ledger import RECYCLE_JITTER, Ledger
-from .records import Entry
+from .records import CHECK_FAILED, IDLE, RECYCLED, Entry
 from .steps import Creation
 
 T = TypeVar("T")
@@ -103,6 +103,7 @@ class Upkeep(Ledger[T]):
             if not self._usable(entry, now):
                 if len(chores.retire) < RETIRE_BATCH:
                     chores.retire.append(entry)
+                    entry.reason = RECYCLED
                     self.owed += 1
                     alive -= 1
                     continue
@@ -112,6 +113,7 @@ class Upkeep(Ledger[T]):
             if idle_timeout is not None and alive > self.min_size:
                 if now - entry.last_used >= idle_timeout:
                     chores.idle.append(entry)
+                    entry.reason = IDLE
                     alive -= 1
                     continue
                 wake_at = min(wake_at, entry.last_used + idle_timeout)
@@ -168,6 +170,7 @@ class Upkeep(Ledger[T]):
         with self.lock:
             if not ok:
                 self.broken += broken
+                entry.reason = CHECK_FAILED
                 return entry
             now = self.clock()
             self.kept[entry.key] = now  # not a use: idle_timeout still counts from last_used
