@@ -37,6 +37,7 @@ RANKS: dict[str, int] = {
     "respool._deadline": 0,
     "respool._fork": 0,
     "respool._tracking": 0,
+    "respool._logs": 1,  # _reprs
     "respool._checks": 1,  # _reprs
     "respool.events": 1,  # _reprs (_errors for annotations)
     "respool._metrics": 1,  # _stats

@@ -57,6 +57,7 @@ class Settings:
     max_waiting: int | None = None
     metrics: bool = False
     on_event: Callable[[Any], object] | None = None
+    name: str | None = None  # in log lines; None: the factory's qualname
 
     @property
     def cap(self) -> int:
@@ -85,6 +86,7 @@ def settings(
     max_waiting: object = None,
     metrics: object = False,
     on_event: object = None,
+    name: object = None,
     checks: bool = False,
 ) -> Settings:
     """Check a pool's arguments; raise ``TypeError`` or ``ValueError`` naming the first bad one."""
@@ -134,7 +136,14 @@ def settings(
         waiting,
         check_flag("metrics", metrics),
         check_predicate("on_event", on_event),
+        check_name(name),
     )
+
+
+def check_name(name: object) -> str | None:
+    if name is not None and (not isinstance(name, str) or not name):
+        raise TypeError(f"name must be a non-empty str or None, got {name!r}")
+    return name
 
 
 def sizes_of(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._reprs import show
+from ._logs import PoolLog, Shown
 from .events import Event, Leaked
 
 if TYPE_CHECKING:
@@ -38,10 +38,18 @@ def site_line(site: traceback.StackSummary | None) -> str:
     return f"{frame.filename}:{frame.lineno} in {frame.name}"
 
 
-def _stack(site: traceback.StackSummary | None) -> str:
-    if site is None:
-        return "  (not recorded)\n"
-    return "".join(site.format())
+class _Stack:
+    """An acquire site's stack, formatted only if the line is emitted."""
+
+    __slots__ = ("site",)
+
+    def __init__(self, site: traceback.StackSummary | None) -> None:
+        self.site = site
+
+    def __str__(self) -> str:
+        if self.site is None:
+            return "  (not recorded)\n"
+        return "".join(self.site.format())
 
 
 @attrs.frozen
@@ -116,27 +124,29 @@ class Leaks:
 
     # -- outside the lock --------------------------------------------------------
 
-    def warn_held(self, due: list[tuple[object, float, traceback.StackSummary | None]]) -> None:
+    def warn_held(
+        self, due: list[tuple[object, float, traceback.StackSummary | None]], log: PoolLog
+    ) -> None:
         for resource, held, site in due:
             if self.emit is not None:
                 self.emit(Leaked(resource, held, False))
-            logger.warning(
+            log.warning(
                 "%s has been held for %.1fs (leak_timeout=%gs); it was acquired at:\n%s",
-                show(resource),
+                Shown(resource),
                 held,
                 self.limit,
-                _stack(site),
+                _Stack(site),
             )
 
-    def warn_returned(self, overdue: Overdue) -> None:
+    def warn_returned(self, overdue: Overdue, log: PoolLog) -> None:
         """A lease held past the limit ended: always worth a warning, reported or not."""
         if self.emit is not None:
             self.emit(Leaked(overdue.resource, overdue.held, True))
-        logger.warning(
+        log.warning(
             "%s came back after %.1fs, held past leak_timeout=%gs%s; it was acquired at:\n%s",
-            show(overdue.resource),
+            Shown(overdue.resource),
             overdue.held,
             self.limit,
             " (it was reported as a possible leak while held)" if overdue.reported else "",
-            _stack(overdue.site),
+            _Stack(overdue.site),
         )

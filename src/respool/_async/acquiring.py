@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 from .._config import Settings
 from .._deadline import Deadline
 from .._errors import PoolTimeout, timeout_error
-from .._reprs import show
+from .._logs import PoolLog, Shown
 from .._state import PoolState
 from .._state.line import Waiter
 from .._state.records import CHECK_FAILED, Entry
@@ -42,8 +42,10 @@ class Acquirer(Generic[T]):
         helpers: AsyncHelpers,
         closer: Closer[T],
         creator: Creator[T],
+        log: PoolLog,
     ) -> None:
         self._state = state
+        self._log = log
         self._check = check
         self._is_closed = settings.is_closed
         self._leak_timeout = settings.leak_timeout  # named in timeout errors
@@ -103,7 +105,7 @@ class Acquirer(Generic[T]):
         pool untouched.
         """
         state = self._state
-        if self._is_closed is not None and is_dead(self._is_closed, entry.held()):
+        if self._is_closed is not None and is_dead(self._is_closed, entry.held(), self._log):
             if state.hooks is not None:
                 state.hooks.emit(CheckFailed(entry.resource, None))
             if not state.broke(entry, taken=False):
@@ -148,10 +150,10 @@ class Acquirer(Generic[T]):
         self, entry: Entry[T], error: Exception | None, deadline: Deadline
     ) -> Slot | Again | TimedOut:
         """``check`` said broken: close the resource, keep the slot for a replacement."""
-        logger.warning(
+        self._log.warning(
             "check failed on %s (%s); closing it",
-            show(entry.resource),
-            "it returned False" if error is None else show(error),
+            Shown(entry.resource),
+            "it returned False" if error is None else Shown(error),
         )
         if self._state.hooks is not None:
             self._state.hooks.emit(CheckFailed(entry.resource, error))

@@ -15,7 +15,7 @@ from typing import Generic, TypeVar, cast
 from .._config import Settings
 from .._deadline import Deadline
 from .._errors import PoolClosed, PoolError, closed_message, duplicate_error
-from .._reprs import show
+from .._logs import PoolLog, Shown
 from .._state import PoolState
 from .._state.line import Waiter
 from .._state.records import Entry
@@ -64,14 +64,14 @@ class Creator(Generic[T]):
         state: PoolState[T],
         settings: Settings,
         factory: AsyncFactory[T],
-        name: str,
+        log: PoolLog,
         guard: AsyncLoopGuard,
         helpers: AsyncHelpers,
         closer: Closer[T],
     ) -> None:
         self._state = state
         self._factory = factory
-        self._name = name  # in log lines
+        self._log = log
         self._create_timeout = settings.create_timeout
         self._fatal = settings.fatal
         self._guard = guard
@@ -153,7 +153,9 @@ class Creator(Generic[T]):
         try:
             return bool(fatal(error))
         except Exception:
-            logger.exception("fatal=%s raised; treating the factory error as fatal", show(fatal))
+            self._log.error(
+                "fatal=%s raised; treating the factory error as fatal", Shown(fatal), exc_info=True
+            )
             return True
 
     async def run(self, creation: Creation[T]) -> None:
@@ -183,16 +185,13 @@ class Creator(Generic[T]):
         hooks = state.hooks
         if hooks is not None and not refused and resource is not None:
             hooks.emit(Created(resource, state.clock() - creation.started))  # before its caller
+        self._log.debug("created %s", Shown(resource))
         if outage is not None:
-            logger.info(
-                "%s: the factory works again after %.1fs and %d failed attempts",
-                self._name,
-                *outage,
-            )
+            self._log.info("the factory works again after %.1fs and %d failed attempts", *outage)
         if wake is not None:
             wake.event.set()
         if refused:
-            logger.error(
+            self._log.error(
                 "discarding what the factory returned after its caller left",
                 exc_info=duplicate_error(resource),
             )
@@ -201,24 +200,19 @@ class Creator(Generic[T]):
                 await self._closer.close_and_free(to_close)
             except BaseException as exc:  # in the background: nothing would catch it
                 if isinstance(exc, Exception):
-                    logger.error("closing %s failed", show(to_close.resource), exc_info=exc)
+                    self._log.warning("closing %s failed", Shown(to_close.resource), exc_info=exc)
 
     def _log_outage(self, error: BaseException, attempts: int) -> None:
-        if not logger.isEnabledFor(logging.WARNING):
-            return
         if attempts == 1:
-            logger.warning(
-                "%s: the factory failed (%s); retrying with backoff (up to %gs apart) "
-                "while it fails",
-                self._name,
-                show(error),
+            self._log.warning(
+                "the factory failed (%s); retrying with backoff (up to %gs apart) while it fails",
+                Shown(error),
                 self._state.backoff.max,
             )
         else:
-            logger.warning(
-                "%s: the factory is still failing after %d attempts over %.1fs; last error: %s",
-                self._name,
+            self._log.warning(
+                "the factory is still failing after %d attempts over %.1fs; last error: %s",
                 attempts,
                 self._state.clock() - self._state.backoff.since,
-                show(error),
+                Shown(error),
             )

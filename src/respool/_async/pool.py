@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from .. import _fork, _tracking
 from .._checks import Fatal, check_seconds
 from .._config import DEFAULT, Default, settings
+from .._logs import PoolLog
 from .._reprs import name_of
 from .._state import CODE as STATE_CODE
 from .._state import PoolState
@@ -138,6 +139,12 @@ class AsyncPool(AsyncLifecycle[T]):
             ``TimedOut`` with its ``PoolTimeout``, ``Leaked``).  It is called
             outside the pool's lock, where the event happens; an error it
             raises is logged once per pool, never raised.
+        name: the pool's name in its log lines (``Pool(name): ...``) and in
+            each record's ``pool`` attribute; default: the factory's
+            qualified name.  Every line goes to the ``respool`` logger:
+            WARNING for leaks, close errors, failed checks and resets and an
+            outage's start; INFO for an outage's end; DEBUG for each
+            resource created and closed.
 
     The pool can be built outside any event loop (say at module level); it
     binds to the first loop that uses it, and use from another loop raises
@@ -189,6 +196,7 @@ class AsyncPool(AsyncLifecycle[T]):
         max_waiting: int | None = None,
         metrics: bool = False,
         on_event: Callable[[Event], object] | None = None,
+        name: str | None = None,
     ) -> None:
         async_callable_check("factory", factory, optional=False)
         async_callable_check("releaser", releaser)
@@ -201,7 +209,7 @@ class AsyncPool(AsyncLifecycle[T]):
             is_closed=is_closed, discard_on=discard_on, fatal=fatal, create_timeout=create_timeout,
             min_size=min_size, idle_timeout=idle_timeout, keepalive=keepalive,
             burst_limit=burst_limit, max_waiting=max_waiting, metrics=metrics,
-            on_event=on_event, checks=check is not None,
+            on_event=on_event, name=name, checks=check is not None,
         )  # fmt: skip
         self._pool_size = s.pool_size
         self._acquire_timeout = s.acquire_timeout
@@ -214,7 +222,9 @@ class AsyncPool(AsyncLifecycle[T]):
         )  # fmt: skip
         self._leaks = state.leaks
         state.owner = weakref.ref(self)
-        name = f"{type(self).__name__}({name_of(factory)})"  # in log lines
+        self._name = s.name if s.name is not None else name_of(factory)
+        name = f"{type(self).__name__}({self._name})"  # in log lines
+        self._log = log = PoolLog(name)
         self._hooks = hooks = None if s.on_event is None else Hooks(s.on_event, name)
         state.hooks = hooks
         if hooks is not None and state.leaks is not None:
@@ -223,10 +233,10 @@ class AsyncPool(AsyncLifecycle[T]):
         self._binding = binding = Binding(guard, state)
         self._guard, self._check_loop = guard, binding.check
         self._helpers = helpers = AsyncHelpers(factory, s.cap)  # threads for bounded calls
-        self._closer = closer = Closer(state, s, releaser, reset, guard, helpers)
-        self._creator = creator = Creator(state, s, factory, name, guard, helpers, closer)
-        acquirer = Acquirer(state, s, check, helpers, closer, creator)
-        self._maintainer = Maintainer(state, s, check, helpers, closer, creator)
+        self._closer = closer = Closer(state, s, releaser, reset, guard, helpers, log)
+        self._creator = creator = Creator(state, s, factory, log, guard, helpers, closer)
+        acquirer = Acquirer(state, s, check, helpers, closer, creator, log)
+        self._maintainer = Maintainer(state, s, check, helpers, closer, creator, log)
         self._task = AsyncMaintainerTask()
         self._timeout_error = acquirer.timeout_error
         # The hot path, bound: one attribute hop fewer per call.
@@ -364,13 +374,18 @@ class AsyncPool(AsyncLifecycle[T]):
         timeout applies and it is not a cancellation point.
         """
         if self._leaks is not None:
-            self._leaks.warn_held(self._state.leaks_due())
+            self._leaks.warn_held(self._state.leaks_due(), self._log)
         return self._state.stats(reset)
 
     @property
     def pool_size(self) -> int:
         """The most resources the pool keeps alive at once (never waits)."""
         return self._pool_size
+
+    @property
+    def name(self) -> str:
+        """The pool's name, as its log lines show it (never waits)."""
+        return self._name
 
     @property
     def min_size(self) -> int:
@@ -402,7 +417,7 @@ class AsyncPool(AsyncLifecycle[T]):
                     traceback.walk_stack(sys._getframe(2)), limit=32, lookup_lines=False
                 )
                 if self._leaks is not None:
-                    self._leaks.warn_held(self._state.leaks_due())
+                    self._leaks.warn_held(self._state.leaks_due(), self._log)
             if self._hooks is not None:
                 self._hooks.emit(CheckedOut(resource))
         return resource

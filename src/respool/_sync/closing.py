@@ -16,7 +16,7 @@ from typing import Generic, TypeVar, cast
 from .._config import Settings
 from .._deadline import Deadline
 from .._errors import release_error
-from .._reprs import show
+from .._logs import PoolLog, Shown
 from .._state import PoolState
 from .._state.line import Waiter
 from .._state.records import REASONS, Entry
@@ -54,8 +54,10 @@ class Closer(Generic[T]):
         reset: Check[T] | None,
         guard: LoopGuard,
         helpers: Helpers,
+        log: PoolLog,
     ) -> None:
         self._state = state
+        self.log = log
         self._releaser = releaser
         self._reset = reset
         self._is_closed = settings.is_closed
@@ -69,7 +71,11 @@ class Closer(Generic[T]):
         ``suspect``: its holder failed, so it is checked when next handed out.
         Raises :class:`PoolError` (nothing changes) if the pool does not lease it.
         """
-        if how == "release" and self._is_closed is not None and is_dead(self._is_closed, resource):
+        if (
+            how == "release"
+            and self._is_closed is not None
+            and is_dead(self._is_closed, resource, self.log)
+        ):
             how = "discard"  # dead: closed, never pooled
         taken = self._state.take_back(resource, how, suspect)
         if isinstance(taken, str):
@@ -85,7 +91,7 @@ class Closer(Generic[T]):
         if self._state.sweeps:  # idle_timeout with no maintainer: enforced here, lazily
             self.close_all(self._state.idle_past_timeout(), log=True)
         if overdue is not None and self._state.leaks is not None:
-            self._state.leaks.warn_returned(overdue)
+            self._state.leaks.warn_returned(overdue, self.log)
 
     def _cleanup_deadline(self) -> float | None:
         if self._cleanup_timeout is None:
@@ -122,12 +128,17 @@ class Closer(Generic[T]):
         finally:
             late = call is not None and call.detached
             self._state.closed_one(entry, failed=error is not None, late=late)
+            self.log.debug("closed %s", Shown(entry.resource))
             hooks = self._state.hooks
             if hooks is not None:
                 hooks.emit(Closed(entry.resource, REASONS[entry.reason], error))
         if isinstance(error, NotAwaitableError):  # a plain releaser: a mistake, raised
             raise error.about("releaser", "it ran; its resource counts as closed") from None
         return error
+
+    def _log_close_error(self, entry: Entry[T], error: Exception | None) -> None:
+        if error is not None:
+            self.log.warning("releaser failed to close %s", Shown(entry.resource), exc_info=error)
 
     def _closed_late(
         self, entry: Entry[T], result: object, error: BaseException | None
@@ -141,7 +152,7 @@ class Closer(Generic[T]):
         finally:
             if not entry.late:
                 self._state.free_slot()
-        _log_close_error(entry, error)
+        self._log_close_error(entry, error)
 
     def close_all(self, entries: list[Entry[T]], *, log: bool) -> list[Exception]:
         """Close resources taken out of the pool, every one, and free their slots."""
@@ -160,7 +171,7 @@ class Closer(Generic[T]):
                     if not entry.late:
                         self._state.free_slot()
                 if log:
-                    _log_close_error(entry, error)
+                    self._log_close_error(entry, error)
                 elif error is not None:
                     errors.append(error)
         if interrupted is not None:
@@ -202,12 +213,10 @@ class Closer(Generic[T]):
             )
         hint = " (the pool's loop had ended: the resource may have belonged to it)" if gone else ""
         for entry, error in failed:
-            logger.warning(
-                "dispose: the releaser failed to close %s%s",
-                show(entry.resource),
-                hint,
+            self.log.warning(
+                "dispose: the releaser failed to close %s%s", Shown(entry.resource), hint,
                 exc_info=error,
-            )
+            )  # fmt: skip
         if interrupted is not None:
             raise interrupted
 
@@ -255,7 +264,7 @@ class Closer(Generic[T]):
         if self._state.background_closed(entry, closing, mistake):
             error = None  # its caller raises it
         if isinstance(error, Exception):
-            _log_close_error(entry, error)
+            self._log_close_error(entry, error)
 
     def run_reset(self, entry: Entry[T]) -> Entry[T] | None:
         """Run ``reset`` on a released resource; pool it, or return it to be closed."""
@@ -286,7 +295,9 @@ class Closer(Generic[T]):
                 raise error.about("reset", "its resource was closed, not pooled") from None
             raise error
         if error is not _RESET_REFUSED:
-            logger.warning("reset failed on %s (%s); closing it", show(entry.resource), show(error))
+            self.log.warning(
+                "reset failed on %s (%s); closing it", Shown(entry.resource), Shown(error)
+            )
         return entry
 
     def overran(
@@ -300,15 +311,10 @@ class Closer(Generic[T]):
             self.close_and_free(entry)
 
 
-def is_dead(is_closed: Callable[[T], object], resource: T) -> bool:
+def is_dead(is_closed: Callable[[T], object], resource: T, log: PoolLog) -> bool:
     """``is_closed(resource)``, outside the lock; an error counts as dead."""
     try:
         return bool(is_closed(resource))
     except Exception as exc:
-        logger.warning("is_closed raised on %s (%s); closing it", show(resource), show(exc))
+        log.warning("is_closed raised on %s (%s); closing it", Shown(resource), Shown(exc))
         return True
-
-
-def _log_close_error(entry: Entry[T], error: Exception | None) -> None:
-    if error is not None:
-        logger.error("releaser failed to close %s", show(entry.resource), exc_info=error)

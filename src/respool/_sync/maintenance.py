@@ -16,7 +16,7 @@ import logging
 from typing import Generic, TypeVar
 
 from .._config import Settings
-from .._reprs import show
+from .._logs import PoolLog, Shown
 from .._state import PoolState
 from .._state.records import Entry
 from .._state.upkeep import Chores
@@ -52,8 +52,10 @@ class Maintainer(Generic[T]):
         helpers: Helpers,
         closer: Closer[T],
         creator: Creator[T],
+        log: PoolLog,
     ) -> None:
         self._state = state
+        self._log = log
         self._check = check
         self._check_timeout = settings.cleanup_timeout or settings.acquire_timeout
         self._helpers = helpers
@@ -84,7 +86,7 @@ class Maintainer(Generic[T]):
                     try:
                         chores = state.chores()
                     except Exception:
-                        logger.exception("the pool's maintainer failed; it goes on")
+                        self._log.error("the maintainer failed; it goes on", exc_info=True)
                         event = state.new_event()
                         event.wait(state.clock() + PAUSE_AFTER_ERROR)
                         continue
@@ -99,7 +101,7 @@ class Maintainer(Generic[T]):
         """Start the round's work in the background, and report the leaks due."""
         state = self._state
         if chores.leaks and state.leaks is not None:
-            state.leaks.warn_held(chores.leaks)
+            state.leaks.warn_held(chores.leaks, self._log)
         if chores.create is not None:
             chores.create.stop = jobs.start(self._creator.run, chores.create)
         for entry in chores.retire + chores.idle:
@@ -112,7 +114,7 @@ class Maintainer(Generic[T]):
             self._closer.close_all([entry], log=True)
         except BaseException as exc:  # in the background: nothing would catch it
             if isinstance(exc, Exception):  # pragma: no cover  # close_all logs its own
-                logger.error("closing %s failed", show(entry.resource), exc_info=exc)
+                self._log.warning("closing %s failed", Shown(entry.resource), exc_info=exc)
 
     def _keepalive(self, entry: Entry[T]) -> None:
         """Check an idle resource nobody used for ``keepalive`` seconds; close it if it fails.
@@ -134,15 +136,17 @@ class Maintainer(Generic[T]):
         try:
             ok = call.run(limit) is not False
             if not ok:
-                logger.warning(
-                    "keepalive check returned False on %s; closing it", show(entry.resource)
+                self._log.warning(
+                    "keepalive check returned False on %s; closing it", Shown(entry.resource)
                 )
         except BaseException as exc:
             if call.detached:  # threads: the check goes on; _overran() closes it when done
                 return
             if isinstance(exc, Exception):
-                logger.warning(
-                    "keepalive check failed on %s (%s); closing it", show(entry.resource), show(exc)
+                self._log.warning(
+                    "keepalive check failed on %s (%s); closing it",
+                    Shown(entry.resource),
+                    Shown(exc),
                 )
             else:
                 broken = False  # cut short (the maintainer stopped): closed, not broken
