@@ -52,12 +52,13 @@ class _Slot:
 class _Loop:
     """The pools of one running loop, and the hook that disposes them as it ends."""
 
-    __slots__ = ("hook", "ref", "slots")
+    __slots__ = ("disposing", "hook", "ref", "slots")
 
     def __init__(self, ref: LoopRef) -> None:
         self.ref = ref
         self.slots: dict[Hashable, _Slot] = {}
         self.hook: EndHook | None = None  # installed by the first get()
+        self.disposing: list[AsyncCompletion] = []  # close_all's disposals under way there
 
 
 class LoopPools(Generic[T]):
@@ -151,6 +152,8 @@ class LoopPools(Generic[T]):
                 return
             pools = _take_pools(record)
         await _dispose_all(pools)
+        for done in list(record.disposing):  # close_all's, started before this hook ran
+            await done.wait(None)
 
     def close_all(self, timeout: float = 10.0) -> None:
         """From sync code (say ``atexit``): dispose the pools of every loop.
@@ -168,22 +171,24 @@ class LoopPools(Generic[T]):
             self._loops.clear()
         for record in records:
             with self._lock:
-                pools = _take_pools(record)
-            if not pools:
+                keys = [key for key, slot in record.slots.items() if slot.pool is not None]
+            if not keys:
                 _drop_hook(record)
                 continue
             if not record.ref.running():
                 _drop_hook(record)
-                _drop(record, pools, "is not running")
+                _drop(record, self._take(record), "is not running")
                 continue
-            done = record.ref.run_soon(lambda pools=pools: _dispose_all(pools))  # type: ignore[misc]
+            # The pools stay in the record until the loop takes them: if it ends
+            # before running this, its end hook disposes them instead (never both).
+            done = record.ref.run_soon(lambda record=record: self._dispose_now(record))  # type: ignore[misc]
             if done is None:
-                _drop(record, pools, "has ended")
+                _drop(record, self._take(record), "has ended")
             elif not record.ref.on_this_thread() and not done.wait(timeout):
                 log.warning(
                     "LoopPools.close_all: the pools of %s were still being disposed after "
                     "%ss; left to finish there: %s",
-                    record.ref.description, timeout, ", ".join(show(k) for k, _ in pools),
+                    record.ref.description, timeout, ", ".join(show(k) for k in keys),
                 )  # fmt: skip
 
     def info(self) -> list[LoopPoolInfo]:
@@ -251,6 +256,23 @@ class LoopPools(Generic[T]):
             slot.pool = made
         slot.ready.notify()
         return made
+
+    def _take(self, record: _Loop) -> list[tuple[Hashable, AsyncPool[Any]]]:
+        with self._lock:
+            return _take_pools(record)
+
+    async def _dispose_now(self, record: _Loop) -> None:
+        """On the loop, for ``close_all``: dispose the pools its end hook has not taken.
+
+        The loop may be ending already, past the point where ``asyncio.run``
+        cancels its tasks: its end hook waits for this before the loop closes.
+        """
+        done = AsyncCompletion()
+        record.disposing.append(done)
+        try:
+            await _dispose_all(self._take(record))
+        finally:
+            done.notify()
 
     async def _loop_ended(self, record: _Loop) -> None:
         """On the loop, as it ends: forget it, and dispose its pools there."""

@@ -116,7 +116,8 @@ class SharedState(PoolState[T]):
         if self.held[key] == 0 and key not in self.retired:
             if entry in self.idle:
                 self.idle.remove(entry)
-            self.busy.append(entry)
+            if entry not in self.busy:  # it may be there already, its holder just gone
+                self.busy.append(entry)
         self.held[key] += 1
         entry.leased = True
         self.leased += 1
@@ -250,6 +251,11 @@ class SharedState(PoolState[T]):
         with self.lock:
             now = self.clock()
             return [
-                ResourceStats(self.held[key], now - born, key in self.retired)
+                ResourceStats(self.held[key], now - born, self._retired(key, now))
                 for key, born in self.born.items()  # oldest first
             ]
+
+    def _retired(self, key: int, now: float) -> bool:
+        """Retired, or due to be: expired or of an older generation, not noticed yet."""
+        entry = self.alive.get(key)
+        return key in self.retired or entry is None or not self._usable(entry, now)

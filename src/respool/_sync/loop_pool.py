@@ -178,7 +178,9 @@ class LoopPool(Generic[T]):
         finally:
             if not ok:
                 self._stop([call], [done])
-        if not ok and isinstance(call.error, CallStopped):
+        if not ok and (call.error is None or isinstance(call.error, CallStopped)):
+            # Timed out: fn was cancelled, or it swallowed the cancellation and
+            # returned anyway; either way the caller's time is up.
             assert timeout is not None
             raise words.timed_out(self._name, "run()", timeout, f"loop {worker.index}")
         result: R = call.outcome()
@@ -305,6 +307,9 @@ class LoopPool(Generic[T]):
         if not self._started:
             raise words.not_started(self._name)
         self._not_from_my_loops("run() or map()")
+        dead = next((w for w in self._workers if w.host.dying), None)
+        if dead is not None:  # a loop died: the pool refuses every call until closed
+            raise dead.host.gone()
         count = self._count
         if pick is None:
             worker = self._workers[next(self._turn) % count]
@@ -312,8 +317,6 @@ class LoopPool(Generic[T]):
             raise words.bad_pick(pick, count)
         else:
             worker = self._workers[pick]
-        if worker.host.dying:
-            raise worker.host.gone()
         return worker
 
     def _not_from_my_loops(self, what: str) -> None:

@@ -160,6 +160,7 @@ class LoopHost:
         self._stopping: anyio.CancelScope | None = None  # setup and the calls run in it
         self.closing = False  # no new calls: finish() was called, or the loop is ending
         self.finishing = False  # finish() was called
+        self._stop_asked = False  # stop_calls() was called
         self.setup_error: BaseException | None = None
         self.error: BaseException | None = None  # the loop died of it
         self.thread_id: int | None = None
@@ -252,6 +253,8 @@ class LoopHost:
 
     def stop_calls(self) -> None:
         """Cancel ``setup`` if it still runs, and every call still running."""
+        with self._lock:
+            self._stop_asked = True  # seen by _main if its loop is not up yet
         self.call_soon(self._stop_group)
 
     # -- on the host's loop
@@ -292,12 +295,22 @@ class LoopHost:
         send, receive = anyio.create_memory_object_stream[RemoteCall](math.inf)
         self._inbox = send
         self._stopping = stopping = anyio.CancelScope()
+        soon: Callable[[Callable[[], object]], object]
         if sniffio.current_async_library() == "trio":
             import trio
 
-            self._soon = trio.lowlevel.current_trio_token().run_sync_soon
+            soon = trio.lowlevel.current_trio_token().run_sync_soon
         else:
-            self._soon = asyncio.get_running_loop().call_soon_threadsafe
+            soon = asyncio.get_running_loop().call_soon_threadsafe
+        # finish() or stop_calls() may have come before this loop could take a
+        # call_soon: under the lock, either they see _soon, or this sees them.
+        with self._lock:
+            self._soon = soon
+            finishing, stop = self.finishing, self._stop_asked
+        if stop:
+            stopping.cancel()
+        if finishing:
+            send.close()
         try:
             with stopping:
                 try:
