@@ -239,7 +239,7 @@ def pgbouncer_pool(admin: psycopg.Connection[Any], database: str) -> dict[str, i
     for row in range(result.ntuples):
         values = {names[i]: result.get_value(row, i) for i in range(result.nfields)}
         if values[b"database"] == database.encode():
-            return {name: int(values[name.encode()]) for name in ("cl_active", "cl_waiting")}
+            return {name: int(values[name.encode()] or 0) for name in ("cl_active", "cl_waiting")}
     raise LookupError(f"PgBouncer has no pool for database {database!r}")
 
 
@@ -339,7 +339,7 @@ def run_fleet(
     """Run the fleet through PgBouncer at ``dsn``; ``direct_dsn`` reaches PostgreSQL itself."""
     clients = processes * pool_size
     key = secrets.randbits(62)  # the gate: an advisory lock the fleet's transactions wait on
-    database = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    database = str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
     admin_dsn = psycopg.conninfo.make_conninfo(dsn, dbname="pgbouncer")
     deadline = time.monotonic() + WAIT
     with (

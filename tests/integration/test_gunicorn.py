@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import gunicorn.config
+import gunicorn.config  # type: ignore[import-untyped]
 import psycopg
 import pytest
 
