@@ -13,7 +13,6 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio.to_thread
 import psycopg
 import pytest
 import pytest_asyncio
@@ -41,14 +40,16 @@ async def pool() -> AsyncIterator[respool.AsyncPool[psycopg.Connection[Any]]]:
     """A pool for one anyio test, in its event loop, asyncio's or trio's.
 
     No PostgreSQL driver runs on trio, so this pool holds psycopg's blocking
-    connections, each call made in a worker thread, which runs on both.
+    connections, and the tests make their queries in worker threads, which
+    works on both.  Connecting to the test server and closing are quick, so
+    the factory and the releaser run in the loop itself.
     """
 
     async def open_one() -> psycopg.Connection[Any]:
-        return await anyio.to_thread.run_sync(connect)
+        return connect()
 
     async def close(conn: psycopg.Connection[Any]) -> None:
-        await anyio.to_thread.run_sync(conn.close)
+        conn.close()
 
     async with respool.AsyncPool(open_one, close, pool_size=2) as pool:
         yield pool
