@@ -3,6 +3,7 @@
     python benchmarks/versus.py --base main               # main against this work tree
     python benchmarks/versus.py --base v0.3 --head main --rounds 15 --json out.json
     python benchmarks/versus.py --base main --callgrind   # instructions per op
+    python benchmarks/versus.py --base HEAD --callgrind --head-metrics   # metrics=True, cost
 
 ``src/respool`` of ``--base`` is exported (``git archive``) to a temporary
 folder as the package ``respool_base``; ``--head`` is another ref (exported
@@ -194,13 +195,19 @@ def _settle() -> None:
     gc.freeze()
 
 
+def _extra(pkg: Any) -> dict[str, Any]:
+    """The head's pools get ``metrics=True`` with ``--head-metrics`` (passed on in the env)."""
+    head = pkg.__name__ in ("respool", "respool_head")
+    return {"metrics": True} if head and os.environ.get("VERSUS_HEAD_METRICS") else {}
+
+
 def measure(pkg: Any, path: str, seconds: float | None, counts: tuple[int, ...] = ()) -> float:
     """ops/s of ``path`` on ``pkg`` over ``seconds``; ``None``: run ``counts`` ops, settling."""
     if path == "e":
         assert seconds is not None
         return _eight_threads(pkg, seconds)
     if path in ("c", "c-lease"):
-        pool = pkg.Pool(Resource, None, pool_size=10)
+        pool = pkg.Pool(Resource, None, pool_size=10, **_extra(pkg))
         pool.prefill(timeout=math.inf)  # no deadline: no helper threads
 
         def chunk(n: int) -> None:
@@ -223,7 +230,7 @@ def measure(pkg: Any, path: str, seconds: float | None, counts: tuple[int, ...] 
             pool.dispose()
 
     async def main() -> float:
-        pool = pkg.AsyncPool(amake, None, pool_size=10)
+        pool = pkg.AsyncPool(amake, None, pool_size=10, **_extra(pkg))
         await pool.prefill(timeout=math.inf)
 
         async def chunk(n: int) -> None:
@@ -254,7 +261,7 @@ def measure(pkg: Any, path: str, seconds: float | None, counts: tuple[int, ...] 
 
 
 def _eight_threads(pkg: Any, seconds: float) -> float:
-    pool = pkg.Pool(Resource, None, pool_size=8)
+    pool = pkg.Pool(Resource, None, pool_size=8, **_extra(pkg))
     pool.prefill(timeout=math.inf)
     counts = [0] * 8
     stop = False
@@ -371,9 +378,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ops", type=int, default=20_000, help="--callgrind: ops counted")
     p.add_argument("--warm", type=int, default=2_000, help="--callgrind: warm-up ops")
     p.add_argument("--layouts", type=int, default=3, help="--callgrind: memory layouts tried")
+    p.add_argument("--head-metrics", action="store_true", help="head's pools: metrics=True")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
     args = p.parse_args(argv)
     paths = [path for path in args.paths.split(",") if path]
+    if args.head_metrics:
+        os.environ["VERSUS_HEAD_METRICS"] = "1"  # read by _extra, here and in the children
     if unknown := set(paths) - set(PATHS):
         p.error(f"unknown paths {sorted(unknown)}")
     if args.callgrind:

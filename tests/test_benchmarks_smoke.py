@@ -81,3 +81,18 @@ def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Pa
     assert text.endswith("<!-- results:end -->\ntail\n")
     assert "stale" not in text
     assert "| Scenario | Pool |" in text and "### Targets" in text
+
+
+def test_loop_pools_benchmark_quick_run_prints_its_table() -> None:
+    """benchmarks/loop_pools.py, CPU rows only (no Redis needed): the table's shape."""
+    command = [
+        sys.executable, "-W", "error", str(ROOT / "benchmarks" / "loop_pools.py"),
+        "--quick", "--no-io", "--ops", "50",
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "(GIL build)" in lines[0] or "(free-threaded build)" in lines[0]
+    assert lines[2] == "| | one loop | loop_count=1 | loop_count=2 | loop_count=4 |"
+    (cpu,) = (line for line in lines if line.startswith("| CPU"))
+    assert cpu.count("x)") == 4 and "(1.00x)" in cpu

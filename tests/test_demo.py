@@ -8,13 +8,13 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from rich.console import Console
 
-from respool import PoolStats, __main__, _demo
+from respool import Histogram, PoolStats, __main__, _demo
 from respool._demo import display
-from respool._demo import lanes as lanes_module
 
 
 def test_the_command_runs_without_a_terminal_and_passes_its_checks() -> None:
@@ -55,16 +55,19 @@ def test_the_counts_add_up() -> None:
         known = lane.discards + lane.check_failures
         assert known <= f.broken <= known + f.timeouts
         assert lane.peak_in_use <= lane.spec.pool_size
-        assert len(lane.waits) == lane.acquired + lane.timeouts
+        assert f.wait is not None and f.wait.count == lane.acquired  # the pool's histogram
 
 
 def finished_lane(**changes: int) -> _demo.Lane:
     """A lane whose numbers agree, with ``changes`` to its final stats."""
     lane = _demo.Lane(_demo.LANES[0], acquired=10, inserts=7, reads=3, rows=7)
     lane.started, lane.finished = 1.0, 2.0
-    lane.waits = [0.001] * 10
-    stats = dict.fromkeys(PoolStats.__annotations__, 0)
-    stats.update(pool_size=4, created=2, closed=2, acquired=10)
+    stats: dict[str, Any] = dict.fromkeys(PoolStats.__annotations__, 0)
+    waits = [0] * len(Histogram.bounds)
+    waits[Histogram.bounds.index(2**-10) + 1] = 10  # ten of 1 ms (0.98 ms up to 1.38 ms)
+    wait = Histogram(tuple(waits), 10, 0.01, 0.001)
+    stats.update(pool_size=4, created=2, closed=2, acquired=10, wait=wait)
+    stats.update(dict.fromkeys(("hold", "create", "check"), None))
     lane.open_stats = PoolStats(**{**stats, "size": 2, "idle": 2, "closed": 0})
     lane.final_stats = PoolStats(**{**stats, **changes})
     return lane
@@ -152,7 +155,7 @@ def test_the_live_view_fits_an_80x24_terminal() -> None:
     assert len(lines) <= 24 - 2  # with the demo's first line, wrapped in two
     assert all(len(line) <= 80 for line in lines)
     text = out.getvalue()
-    assert f"wait, last {lanes_module.LIVE_WINDOW} acquires" in text
+    assert "wait (the pool's histogram)" in text
     assert "1.0 ms" in text  # finished_lane's waits
 
 

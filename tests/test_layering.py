@@ -38,9 +38,11 @@ RANKS: dict[str, int] = {
     "respool._fork": 0,
     "respool._tracking": 0,
     "respool._checks": 1,  # _reprs
-    "respool._leaks": 1,  # _reprs
+    "respool.events": 1,  # _reprs (_errors for annotations)
+    "respool._metrics": 1,  # _stats
+    "respool._leaks": 2,  # _reprs, events
     "respool._config": 2,  # _checks
-    "respool._errors": 2,  # _leaks, _reprs, _stats
+    "respool._errors": 3,  # _leaks, _reprs, _stats
     # the paired primitives: the only home of anyio, asyncio, trio, threading...; they
     # know nothing of the pool (the state may not import them either, see check_source)
     "respool._synchronization.interrupts": 4,
@@ -48,28 +50,49 @@ RANKS: dict[str, int] = {
     "respool._synchronization.helpers": 5,  # interrupts
     "respool._synchronization.calls": 6,  # events, helpers, interrupts
     "respool._synchronization.guards": 6,  # events, helpers
-    "respool._synchronization": 7,
+    "respool._synchronization.completions": 5,  # a caller waiting for another thread
+    "respool._synchronization.loops": 5,  # event loops on threads of their own
+    "respool._synchronization.loopends": 5,  # which loop runs, and a hook at its end
+    "respool._synchronization.tasks": 7,  # guards, helpers
+    "respool._synchronization": 8,
     # the shared state, sans I/O
     "respool._state.backoff": 10,
     "respool._state.line": 10,
     "respool._state.records": 10,
     "respool._state.steps": 11,
+    "respool._state.reports": 11,
     "respool._state.ledger": 12,
     "respool._state.closings": 13,
     "respool._state.creations": 13,
     "respool._state.returns": 13,
+    "respool._state.sizing": 13,
+    "respool._state.upkeep": 13,
+    "respool._state.tallies": 13,
     "respool._state": 14,
-    # a face: closing < creating < acquiring < binding, lease < pool (lease names the
-    # pool under TYPE_CHECKING only, for annotations)
+    "respool._state.shared": 15,  # a PoolState
+    # a face: closing < creating < acquiring, maintenance < binding, lease < lifecycle
+    # < pool (lease names the pool under TYPE_CHECKING only, for annotations)
     "respool._async.closing": 30,
     "respool._async.creating": 31,
     "respool._async.acquiring": 32,
+    "respool._async.maintenance": 32,
     "respool._async.binding": 33,
     "respool._async.lease": 33,
-    "respool._async.pool": 34,
-    "respool._async": 35,
+    "respool._async.lifecycle": 34,
+    "respool._async.pool": 35,
+    "respool._async.shared": 36,  # an AsyncPool
+    "respool._async": 37,
+    # several event loops: built on the async face (AsyncPool) and the primitives
+    "respool._loops.worker": 38,
+    "respool._loops.registry": 38,
+    "respool._loops": 39,
+    "respool._async.loop_pool": 40,  # the loop pool's caller side: uses respool._loops
     # the package
-    "respool": 40,
+    "respool": 41,
+    # the exporters, for prometheus_client and OpenTelemetry: applications too
+    "respool.metrics": 42,
+    "respool.metrics.prometheus": 43,
+    "respool.metrics.otel": 43,
     # applications of the pool, not the pool: nothing else may import them
     "respool.testing": 50,
     "respool._demo.lanes": 50,
@@ -125,7 +148,13 @@ def is_application(module: str) -> bool:
         module in ("respool.testing", "respool.__main__")
         or _within(module, "respool._demo")
         or _within(module, "respool.presets")
+        or _within(module, "respool.metrics")  # the exporters
     )
+
+
+def is_loop_layer(module: str) -> bool:
+    """``respool._loops``: several event loops, built on ``AsyncPool`` (async only)."""
+    return _within(module, "respool._loops")
 
 
 def is_shared_lower(module: str) -> bool:
@@ -133,6 +162,7 @@ def is_shared_lower(module: str) -> bool:
     return (
         module != "respool"
         and not (is_paired(module) or is_state(module) or is_application(module))
+        and not is_loop_layer(module)
         and face_of(module) is None
     )
 
@@ -254,6 +284,12 @@ def check_source(
                 item,
                 "a shared lower module imports a driver or the paired primitives",
                 "the modules below the state serve both faces and know neither",
+            )
+        if is_loop_layer(module) and their_face == "respool._sync":
+            broken(
+                item,
+                "the loop layer imports the threaded face",
+                "respool._loops runs AsyncPool on event loops; it never needs Pool",
             )
         if is_application(target) and not is_application(module):
             broken(

@@ -16,6 +16,12 @@ or closed while held, or handed out after it was closed; at most
 Asserted at the end: created - closed == alive == stats().size, nothing
 closed twice, nothing leased, created or waited for, and the pool still
 serves.
+
+The run is repeated on an *opened* pool (issue 11): its maintainer thread
+keeps ``min_size``, runs the faulty check as a ``keepalive`` on idle
+resources, the pool bursts up to ``burst_limit`` and workers resize it; the
+bound on what is alive is then ``burst_limit``, and after ``dispose`` every
+resource made was closed exactly once.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ FIGURES = figures("stress_threads")
 
 THREADS = 16
 OPERATIONS = 300  # per thread
+BURST_LIMIT = 6  # the opened pool's
 POOL_SIZE = 4
 FAULT_RATE = 0.08  # chance that a hook call fails; the same chance that it runs slow
 SLOW = 0.004  # seconds a slow hook takes: past the 0.001 s timeouts and cleanup_timeout
@@ -184,8 +191,15 @@ def test_random_mix_of_everything_under_faults_keeps_every_invariant(
         run_stress(seed=2024 if switch_interval > 1e-6 else 4202, record=FIGURES)
 
 
-def run_stress(seed: int, record: Figures) -> None:
+def test_the_mix_on_an_opened_pool_with_bursts_and_resizes_keeps_every_invariant() -> None:
+    with FIGURES.timed():
+        run_stress(seed=1111, record=FIGURES, opened=True)
+
+
+def run_stress(seed: int, record: Figures, opened: bool = False) -> None:
     hooks = FaultyHooks(seed)
+    bound = BURST_LIMIT if opened else POOL_SIZE
+    options = {"min_size": 1, "burst_limit": BURST_LIMIT, "keepalive": 0.005} if opened else {}
     pool = Pool(
         hooks.factory,
         hooks.releaser,
@@ -197,6 +211,7 @@ def run_stress(seed: int, record: Figures) -> None:
         cleanup_timeout=CLEANUP_TIMEOUT,
         max_backoff=0.01,
         leak_timeout=0.05,
+        **options,  # type: ignore[arg-type]
     )
     holding = Holding()
     done = threading.Event()
@@ -211,11 +226,11 @@ def run_stress(seed: int, record: Figures) -> None:
     def checker() -> None:
         while not done.is_set():
             stats = pool.stats()
-            assert stats.size + stats.creating <= stats.pool_size, stats
+            assert stats.size + stats.creating <= bound, stats
             assert stats.idle + stats.leased <= stats.size, stats
             assert min(stats.idle, stats.leased, stats.creating, stats.waiting) >= 0, stats
             with hooks.lock:
-                assert hooks.peak <= POOL_SIZE, hooks.peak
+                assert hooks.peak <= bound, hooks.peak
             count(checks_of_stats=1)
             time.sleep(0.0005)
 
@@ -250,13 +265,17 @@ def run_stress(seed: int, record: Figures) -> None:
                     pool.recycle(force=local.random() < 0.5)
                 elif action < 0.9:
                     pool.prefill(local.randrange(POOL_SIZE + 1), timeout=timeout)
+                elif opened and action < 0.95:
+                    pool.resize(local.choice((2, 3, 4, 5)))
                 else:
                     stats = pool.stats()
-                    assert stats.size <= POOL_SIZE
+                    assert stats.size <= bound
             except PoolTimeout:
                 count(timeouts=1)
 
     rng = random.Random(seed)
+    if opened:
+        pool.open()
     with Nursery() as nursery:
         nursery.start_soon(checker)
         try:
@@ -265,6 +284,8 @@ def run_stress(seed: int, record: Figures) -> None:
                     workers.start_soon(worker, rng.randrange(1 << 30))
         finally:
             done.set()
+    if opened:
+        return check_opened_run(pool, hooks, holding, counts, record)
 
     # calls the pool left behind in helper threads finish and are adopted (a
     # check or reset left behind closes its resource when it ends: in_flight
@@ -307,4 +328,44 @@ def run_stress(seed: int, record: Figures) -> None:
         resources_created=len(hooks.created),
         invariant_checks=counts["checks_of_stats"],
         leaks_found=leaks,
+    )
+
+
+def check_opened_run(
+    pool: Pool[Resource],
+    hooks: FaultyHooks,
+    holding: Holding,
+    counts: dict[str, int],
+    record: Figures,
+) -> None:
+    """An opened pool's run: it still serves; after dispose, all made were closed once."""
+    hooks.faults_on = False
+    with pool.lease(timeout=10) as resource:
+        holding.take(resource)
+        holding.give(resource)
+    pool.dispose()
+    maintainer = [t for t in threading.enumerate() if t.name == "respool-maintainer"]
+    assert maintainer == [], "dispose() joined the maintainer thread"
+
+    def settled() -> bool:
+        with hooks.lock:
+            return not hooks.in_flight and len(hooks.closed) == len(hooks.created)
+
+    wait_until(settled, timeout=30)  # calls left behind in helper threads end, and close
+    stats = pool.stats()
+    assert hooks.violations == []
+    assert stats.size == stats.leased == stats.creating == stats.waiting == 0, stats
+    assert stats.closed == stats.created == len(hooks.created), stats
+    assert len({id(r) for r in hooks.closed}) == len(hooks.closed)
+    assert hooks.peak <= BURST_LIMIT
+    assert counts["served"] > THREADS
+    record.add(
+        runs=1,
+        worker_threads=THREADS,
+        operations=counts["operations"],
+        served=counts["served"],
+        timeouts=counts["timeouts"],
+        faults_injected=hooks.faults,
+        resources_created=len(hooks.created),
+        invariant_checks=counts["checks_of_stats"],
     )

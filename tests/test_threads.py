@@ -674,3 +674,48 @@ def test_a_caller_waiting_for_a_late_releaser_is_served_when_it_returns(
     assert (stats.size, stats.leased, stats.closed) == (1, 1, 1), stats
     pool.release(served[0])
     pool.dispose()
+
+
+# -- an opened pool's maintainer thread (issue 11) -----------------------------------------
+
+
+def maintainer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "respool-maintainer"]
+
+
+def test_with_pool_runs_one_maintainer_thread_and_dispose_joins_it() -> None:
+    res = Resources()
+    before = len(maintainer_threads())
+    with res.pool(pool_size=4, min_size=2) as pool:
+        assert len(maintainer_threads()) == before + 1
+        assert all(t.daemon for t in maintainer_threads())
+        wait_until(lambda: pool.stats().size == 2)
+        # many threads at once, while the maintainer tops up: never past pool_size
+        with Nursery() as nursery:
+            for _ in range(16):
+                nursery.start_soon(hold, pool, 0.002)
+    assert len(maintainer_threads()) == before
+    res.assert_settled(pool)
+
+
+def test_open_then_dispose_from_another_thread_stops_the_maintainer() -> None:
+    res = Resources(delay=0.05)
+    pool = res.pool(pool_size=4, min_size=4)
+    pool.open()
+    wait_until(lambda: pool.stats().size >= 1)
+    disposer = threading.Thread(target=pool.dispose)
+    disposer.start()  # mid-creation, from a thread that is not the opener
+    disposer.join(30)
+    assert not disposer.is_alive()
+    assert maintainer_threads() == []
+    wait_until(lambda: pool.stats().creating == 0 and res.alive == 0)
+    res.assert_settled(pool)
+
+
+def test_a_pool_never_opened_starts_no_maintainer_thread() -> None:
+    res = Resources()
+    pool = res.pool(pool_size=2, min_size=1, idle_timeout=1.0)
+    with pool.lease():
+        pass
+    assert maintainer_threads() == []
+    pool.dispose()

@@ -50,6 +50,18 @@ class Settings:
     fatal: tuple[type[BaseException], ...] | Callable[[BaseException], object] | None
     create_timeout: float | None
     lifo: bool
+    min_size: int = 0
+    idle_timeout: float | None = None
+    keepalive: float | None = None
+    burst_limit: int | None = None  # None: no burst
+    max_waiting: int | None = None
+    metrics: bool = False
+    on_event: Callable[[Any], object] | None = None
+
+    @property
+    def cap(self) -> int:
+        """The most resources alive at once, bursts included."""
+        return self.pool_size if self.burst_limit is None else self.burst_limit
 
 
 def settings(
@@ -66,6 +78,14 @@ def settings(
     discard_on: object,
     fatal: Fatal,
     create_timeout: object,
+    min_size: object = 0,
+    idle_timeout: object = None,
+    keepalive: object = None,
+    burst_limit: object = None,
+    max_waiting: object = None,
+    metrics: object = False,
+    on_event: object = None,
+    checks: bool = False,
 ) -> Settings:
     """Check a pool's arguments; raise ``TypeError`` or ``ValueError`` naming the first bad one."""
     size = check_count("pool_size", pool_size, 1)
@@ -85,6 +105,15 @@ def settings(
         create = check_seconds("create_timeout", create_timeout)
     if not backoff:
         raise ValueError(f"max_backoff must be > 0 seconds, got {max_backoff}")
+    sizes = sizes_of(size, min_size, burst_limit)
+    idle = check_seconds("idle_timeout", idle_timeout, positive=True)
+    alive = check_seconds("keepalive", keepalive, positive=True)
+    if alive is not None and not checks:
+        raise ValueError(
+            "keepalive needs a check: pass check= (say, one that runs `SELECT 1`) "
+            "for the pool to test idle resources with"
+        )
+    waiting = None if max_waiting is None else check_count("max_waiting", max_waiting, 0)
     return Settings(
         size,
         recycle,
@@ -98,4 +127,28 @@ def settings(
         fatal_errors,
         create,
         check_flag("lifo", lifo),
+        sizes[1],
+        idle,
+        alive,
+        sizes[2],
+        waiting,
+        check_flag("metrics", metrics),
+        check_predicate("on_event", on_event),
     )
+
+
+def sizes_of(
+    pool_size: object, min_size: object, burst_limit: object
+) -> tuple[int, int, int | None]:
+    """Check ``min_size <= pool_size <= burst_limit`` (construction and ``resize``)."""
+    size = check_count("pool_size", pool_size, 1)
+    least = check_count("min_size", min_size, 0)
+    if least > size:
+        raise ValueError(f"min_size must be <= pool_size, got min_size={least} > pool_size={size}")
+    burst = None if burst_limit is None else check_count("burst_limit", burst_limit, 1)
+    if burst is not None and burst < size:
+        raise ValueError(
+            f"burst_limit must be >= pool_size (it counts every resource alive, bursts "
+            f"included), got burst_limit={burst} < pool_size={size}"
+        )
+    return size, least, burst

@@ -12,10 +12,11 @@ import math
 class Deadline:
     """``at``: the clock reading past which the caller gives up (``None``: never)."""
 
-    __slots__ = ("at", "seconds")
+    __slots__ = ("at", "seconds", "start")
 
     def __init__(self, seconds: float | None, now: float) -> None:
         self.seconds = seconds  # as the caller asked, for the error's wording
+        self.start = now  # when the call began, near enough (its wait is timed from here)
         self.at = None if seconds is None or seconds == math.inf else now + seconds
 
     def passed(self, now: float) -> bool:

@@ -42,6 +42,20 @@ class PoolClosed(PoolError):
     """The pool was disposed: it hands out nothing any more."""
 
 
+class PoolExhausted(PoolError):
+    """``acquire`` was refused at once: ``max_waiting`` callers were waiting already.
+
+    Raised without waiting, so a caller can shed load (say, answer HTTP 503).
+
+    Attributes:
+        stats: the pool's :class:`~respool.PoolStats` when the call was refused.
+    """
+
+    def __init__(self, message: str, stats: PoolStats) -> None:
+        super().__init__(f"{message} ({stats})")
+        self.stats = stats
+
+
 # -- wording: the one place each of the pool's own errors is built ------------
 
 
@@ -106,6 +120,13 @@ def release_error(kind: str, how: str, resource: object, problem: str) -> PoolEr
     """``how`` (release or discard) of a resource the ``kind`` pool does not lease now."""
     advice = "release or discard each acquired resource exactly once, or use `lease()`"
     return PoolError(f"{how}({show(resource)}): this {kind} {problem}; {advice}")
+
+
+def exhausted_message(kind: str, max_waiting: int) -> str:
+    return (
+        f"{kind}: {max_waiting} callers are waiting already (max_waiting={max_waiting}); "
+        "shed this request, or raise max_waiting or pool_size"
+    )
 
 
 def closed_message(kind: str) -> str:

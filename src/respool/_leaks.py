@@ -14,12 +14,13 @@ import logging
 import os
 import traceback
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._reprs import show
+from .events import Event, Leaked
 
 if TYPE_CHECKING:
     from ._state.records import Entry
@@ -65,10 +66,11 @@ class Leases:
 class Leaks:
     """Leased records, oldest lease first, so finding overdue ones never scans the rest."""
 
-    __slots__ = ("holding", "limit")
+    __slots__ = ("emit", "holding", "limit")
 
     def __init__(self, limit: float) -> None:
         self.limit = limit
+        self.emit: Callable[[Event], None] | None = None  # the pool's hooks, if any
         self.holding: OrderedDict[Entry[Any], None] = OrderedDict()
 
     # -- under the pool's lock -------------------------------------------------
@@ -116,6 +118,8 @@ class Leaks:
 
     def warn_held(self, due: list[tuple[object, float, traceback.StackSummary | None]]) -> None:
         for resource, held, site in due:
+            if self.emit is not None:
+                self.emit(Leaked(resource, held, False))
             logger.warning(
                 "%s has been held for %.1fs (leak_timeout=%gs); it was acquired at:\n%s",
                 show(resource),
@@ -126,6 +130,8 @@ class Leaks:
 
     def warn_returned(self, overdue: Overdue) -> None:
         """A lease held past the limit ended: always worth a warning, reported or not."""
+        if self.emit is not None:
+            self.emit(Leaked(overdue.resource, overdue.held, True))
         logger.warning(
             "%s came back after %.1fs, held past leak_timeout=%gs%s; it was acquired at:\n%s",
             show(overdue.resource),

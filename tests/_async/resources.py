@@ -65,8 +65,12 @@ class AsyncResources:
     def pool(self, **kwargs: Any) -> AsyncPool[Resource]:
         return AsyncPool(self.factory, self.releaser, **kwargs)
 
-    def assert_settled(self, pool: AsyncPool[Resource]) -> None:
-        """Nothing in flight, nothing lost: every count agrees with the record."""
+    def assert_settled(self, pool: AsyncPool[Resource], bound: int | None = None) -> None:
+        """Nothing in flight, nothing lost: every count agrees with the record.
+
+        ``bound``: the most ever alive at once (default ``pool_size``; more
+        with bursts, or a pool resized).
+        """
         stats = pool.stats()
         assert stats.leased == 0, stats
         assert stats.waiting == 0, stats
@@ -75,7 +79,8 @@ class AsyncResources:
         assert stats.closed == len(self.closed), stats
         assert stats.size == self.alive == stats.idle, stats
         assert stats.size <= stats.pool_size, stats
-        assert self.peak <= stats.pool_size, f"peak {self.peak} > pool_size {stats.pool_size}"
+        bound = stats.pool_size if bound is None else bound
+        assert self.peak <= bound, f"peak {self.peak} > {bound}"
         assert all(r.holders == 0 for r in self.created)
         assert len({id(r) for r in self.closed}) == len(self.closed)
 

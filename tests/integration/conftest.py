@@ -74,6 +74,15 @@ def redis_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS server the shared-pool recipe uses: ``$RESPOOL_NATS_URL`` or its default."""
+    url: str = load_example("nats_shared").URL
+    address = urlsplit(url)
+    require_service("NATS", address.hostname or "127.0.0.1", address.port or 4222)
+    return url
+
+
 # -- breaking things from the outside ---------------------------------------------------
 
 

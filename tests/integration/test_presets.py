@@ -378,3 +378,45 @@ def test_user_kwargs_override_the_preset(tmp_path: Path) -> None:
         assert isinstance(conn, sqlite3.Connection)
     finally:
         conn.close()
+
+
+# -- keepalive against the real server (issue 11) --------------------------------------------
+
+
+def backends_of(admin: PgAdmin, application_name: str) -> set[int]:
+    rows = admin.conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application_name,)
+    ).fetchall()
+    return {pid for (pid,) in rows}
+
+
+def test_keepalive_replaces_killed_idle_connections_before_any_caller_sees_them(
+    pg_dsn: str, pg_admin: PgAdmin
+) -> None:
+    """An opened psycopg pool: its idle backends are killed; no caller is there to notice.
+
+    The maintainer's keepalive check finds them dead and min_size brings fresh
+    ones, so the next caller is served on its first try, by a new backend.
+    """
+    name = app_name()
+    with presets.psycopg_pool(
+        pg_dsn,
+        pool_size=4,
+        min_size=2,
+        keepalive=0.05,
+        connect_kwargs={"application_name": name, "autocommit": True, "connect_timeout": 5},
+    ) as pool:
+        deadline = time.monotonic() + WAIT
+        while len(backends_of(pg_admin, name)) < 2:
+            assert time.monotonic() < deadline, pool.stats()
+            time.sleep(0.01)
+        killed = backends_of(pg_admin, name)
+        pg_admin.terminate(killed)
+        while not (pool.stats().broken >= 2 and len(backends_of(pg_admin, name)) == 2):
+            assert time.monotonic() < deadline, pool.stats()  # replaced, with nobody asking
+            time.sleep(0.01)
+        assert backends_of(pg_admin, name).isdisjoint(killed)
+        with pool.lease() as conn:  # first try, no error: the dead ones are gone
+            row = conn.execute("SELECT pg_backend_pid()").fetchone()
+            assert row is not None and row[0] not in killed
+        assert pool.stats().size >= 2

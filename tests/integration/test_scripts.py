@@ -14,9 +14,12 @@ from tests.integration.support import EXAMPLES
 # Which server each example needs, by the fixture that provides its address.
 SERVICES = {
     "asyncpg_pool": "pg_dsn",
+    "nats_shared": "nats_url",
+    "celery_style_asyncpg": "pg_dsn",
     "psycopg_async": "pg_dsn",
     "psycopg_sync": "pg_dsn",
     "redis_async": "redis_url",
+    "redis_shared": "redis_url",
     "redis_sync": "redis_url",
     "sqlite_example": None,
     "sqlite_threads": None,
@@ -41,7 +44,8 @@ def test_script(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> No
     fixture = SERVICES[name]
     if fixture is not None:
         address = request.getfixturevalue(fixture)  # skips, or fails, without the server
-        env["RESPOOL_PG_DSN" if fixture == "pg_dsn" else "RESPOOL_REDIS_URL"] = address
+        variable = {"pg_dsn": "RESPOOL_PG_DSN", "nats_url": "RESPOOL_NATS_URL"}
+        env[variable.get(fixture, "RESPOOL_REDIS_URL")] = address
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / f"{name}.py")],
         cwd=tmp_path,

@@ -23,11 +23,13 @@ from respool import (
     AsyncReleaser,
     Check,
     Factory,
+    Histogram,
     Lease,
     Pool,
     PoolStats,
     PoolTimeout,
     Releaser,
+    events,
 )
 
 
@@ -102,6 +104,22 @@ assert_type(pool.recycle(force=True), int)
 assert_type(pool.stats(), PoolStats)
 assert_type(pool.stats().waiting, int)
 assert_type(pool.stats().broken, int)
+assert_type(pool.stats(reset=True), PoolStats)
+assert_type(pool.stats().acquired_after_waiting, int)
+assert_type(pool.stats().refused, int)
+assert_type(pool.stats().wait, Histogram | None)
+wait = pool.stats().wait
+if wait is not None:
+    assert_type(wait.p99, float)
+    assert_type(wait.buckets, tuple[int, ...])
+
+
+def on_event(event: events.Event) -> None:
+    if isinstance(event, events.Closed):
+        assert_type(event.reason, str)
+
+
+assert_type(Pool(connect, close, metrics=True, on_event=on_event), Pool[sqlite3.Connection])
 assert_type(pool.pool_size, int)
 assert_type(pool.closed, bool)
 

@@ -2,5 +2,6 @@
 
 from .lease import AsyncLease
 from .pool import AsyncPool
+from .shared import AsyncSharedPool
 
-__all__ = ["AsyncLease", "AsyncPool"]
+__all__ = ["AsyncLease", "AsyncPool", "AsyncSharedPool"]

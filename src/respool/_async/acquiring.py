@@ -16,10 +16,12 @@ from .._errors import PoolTimeout, timeout_error
 from .._reprs import show
 from .._state import PoolState
 from .._state.line import Waiter
-from .._state.records import Entry
-from .._state.steps import Again, Slot, Stale, Step, TimedOut, Vet
+from .._state.records import CHECK_FAILED, Entry
+from .._state.steps import AGAIN, Again, Slot, Stale, Step, TimedOut, Vet
 from .._synchronization import AsyncBoundedCall, AsyncHelpers, NotAwaitableError, async_ki_protected
 from .._types import AsyncCheck
+from ..events import CheckFailed
+from ..events import TimedOut as TimeoutEvent
 from .closing import Closer, is_dead
 from .creating import Creator, wait
 
@@ -50,26 +52,41 @@ class Acquirer(Generic[T]):
         self._creator = creator
 
     async def serve(self, step: Step[T], deadline: Deadline) -> Entry[T]:
-        """Act on the state's steps until one is a resource for the caller."""
+        """Act on the state's steps until one is a resource for the caller.
+
+        How it ended is noted: served after waiting or creating (and how
+        long it took), given up, refused.
+        """
         state, closer = self._state, self._closer
-        while True:
-            match step:
-                case Entry():
-                    return step
-                case Waiter():
-                    step = await wait(state, closer, step, deadline)
-                case Vet(entry=entry):
-                    step = await self._vet(entry, deadline)
-                case Stale(entry=entry):
-                    step = await closer.replace(entry, deadline)
-                case Slot():
-                    step = await self._creator.create(deadline)
-                case Again():  # look again, ahead of those who came later
-                    step = state.claim(front=True)
-                case TimedOut():
-                    raise self.timeout_error(step, deadline)
-                case _:  # pragma: no cover  # the steps are a closed set
-                    raise AssertionError(f"unknown step {step!r}")
+        waited = created = False
+        try:
+            while True:
+                match step:
+                    case Entry():
+                        state.note_served(step, deadline.start, waited, created)
+                        return step
+                    case Waiter():
+                        waited = True
+                        step = await wait(state, closer, step, deadline)
+                    case Vet(entry=entry):
+                        step = await self._vet(entry, deadline)
+                    case Stale(entry=entry):
+                        step = await closer.replace(entry, deadline)
+                    case Slot():
+                        created = True
+                        step = await self._creator.create(deadline)
+                    case Again():  # look again, ahead of those who came later
+                        step = state.claim(front=True)
+                    case TimedOut():
+                        error = self.timeout_error(step, deadline)
+                        if state.hooks is not None:
+                            state.hooks.emit(TimeoutEvent(error))
+                        raise error
+                    case _:  # pragma: no cover  # the steps are a closed set
+                        raise AssertionError(f"unknown step {step!r}")
+        except BaseException as exc:
+            state.note_gave_up(exc)
+            raise
 
     def timeout_error(self, timed_out: TimedOut, deadline: Deadline) -> PoolTimeout:
         return timeout_error(
@@ -87,7 +104,10 @@ class Acquirer(Generic[T]):
         """
         state = self._state
         if self._is_closed is not None and is_dead(self._is_closed, entry.held()):
-            state.broke(entry, taken=False)
+            if state.hooks is not None:
+                state.hooks.emit(CheckFailed(entry.resource, None))
+            if not state.broke(entry, taken=False):
+                return AGAIN  # shared, and others still hold it: it closes after them
             return await self._closer.replace(entry, deadline)
         if self._check is None or state.clock() - entry.last_used < state.check_interval:
             return entry
@@ -100,22 +120,26 @@ class Acquirer(Generic[T]):
             state.clock,
             self._helpers,
         )
+        started = state.clock()
         try:
             verdict = await call.run(deadline.at)
         except NotAwaitableError:
             await self._put_back(entry)
             raise
         except BaseException as exc:
+            state.note_check(started)
             if call.detached:  # threads: the check goes on; overran() closes it when done
                 pass
             elif call.timed_out or not isinstance(exc, Exception):
-                state.unlease(entry, taken=False)
-                await self._closer.close_and_free(entry)
+                entry.reason = CHECK_FAILED  # cut short: closed as untrusted
+                if state.drop(entry, taken=False):  # its state is unknown
+                    await self._closer.close_and_free(entry)
             else:
                 return await self._failed_check(entry, exc, deadline)
             if call.timed_out:
                 return TimedOut(state.timeout_facts(), "checking an idle resource")
             raise
+        state.note_check(started)
         if verdict is False:
             return await self._failed_check(entry, None, deadline)
         return entry
@@ -129,7 +153,10 @@ class Acquirer(Generic[T]):
             show(entry.resource),
             "it returned False" if error is None else show(error),
         )
-        self._state.broke(entry, taken=False)
+        if self._state.hooks is not None:
+            self._state.hooks.emit(CheckFailed(entry.resource, error))
+        if not self._state.broke(entry, taken=False):
+            return AGAIN  # shared, and others still hold it: it closes after them
         return await self._closer.replace(entry, deadline)
 
     async def _put_back(self, entry: Entry[T]) -> None:

@@ -16,12 +16,13 @@ are damaged on purpose: some are closed behind the pool's back (the pool's
 ``check`` finds them before handing them out again; a worker that is handed
 one directly discards it), and some are discarded by their holder.
 
-The demo measures each ``acquire`` call's wait itself, shows every pool's
-``stats()`` while it runs, then prints a summary and checks invariants: no
-connection leased, waiting or being created at the end, every connection
-closed after ``dispose()``, the pools' counters equal to what the workers
-counted, and the rows in the database equal to the inserts the workers
-committed.  :func:`main` returns 0 if every check holds, 1 otherwise.
+The demo shows every pool's ``stats()`` while it runs (the waits in
+``acquire`` from the pool's own histograms, ``metrics=True``), then prints a
+summary and checks invariants: no connection leased, waiting or being
+created at the end, every connection closed after ``dispose()``, the pools'
+counters equal to what the workers counted, and the rows in the database
+equal to the inserts the workers committed.  :func:`main` returns 0 if every
+check holds, 1 otherwise.
 
 Needs ``rich`` (``pip install "respool[demo]"``); ``trio`` for the third pool.
 """

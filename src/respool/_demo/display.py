@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import PoolStats
-from .lanes import LIVE_WINDOW, Lane
+from .lanes import Lane
 
 
 class PoolLog(logging.Handler):
@@ -119,7 +119,7 @@ def live_table(lanes: list[Lane]) -> Table:
     for lane in ran:
         table.add_column(lane.spec.name, justify="right")
     stats = [lane.stats() for lane in ran]
-    waits = [lane.wait_percentiles(LIVE_WINDOW) for lane in ran]
+    waits = [lane.wait_percentiles() for lane in ran]
     table.add_row(
         "workers / pool_size", *(f"{lane.spec.workers} / {lane.spec.pool_size}" for lane in ran)
     )
@@ -134,7 +134,7 @@ def live_table(lanes: list[Lane]) -> Table:
     )
     for name in LIVE_ROWS:
         table.add_row(name, *(str(getattr(s, name)) if s is not None else "-" for s in stats))
-    table.add_row(f"wait, last {LIVE_WINDOW} acquires", *("" for _ in ran))
+    table.add_row("wait (the pool's histogram)", *("" for _ in ran))
     for i, label in enumerate(("  p50", "  p99")):
         table.add_row(label, *(ms(w[i]) if w is not None else "-" for w in waits))
     table.add_row(

@@ -17,7 +17,6 @@ DISCARD = 0.005  # chance that a holder discards its connection as broken
 KILL = 0.005  # chance that a holder closes its connection behind the pool's back
 INSERT = 0.7  # chance that a unit of work writes a row (else it reads)
 BACKOFF = 0.005  # seconds a worker pauses after a PoolTimeout
-LIVE_WINDOW = 2000  # latest waits used for the live percentiles
 GRACE = 30.0  # seconds past the deadline a lane may take to finish
 
 Connection = sqlite3.Connection
@@ -47,7 +46,6 @@ class Lane:
     spec: LaneSpec
     pool: Pool[Connection] | AsyncPool[Connection] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    waits: list[float] = field(default_factory=list)  # seconds per acquire call
     acquired: int = 0
     timeouts: int = 0
     inserts: int = 0  # committed
@@ -64,9 +62,8 @@ class Lane:
     rows: int = 0  # rows of this lane in the database at the end
     skipped: str = ""  # why the lane did not run
 
-    def record_wait(self, seconds: float, *, timed_out: bool) -> None:
+    def record_acquire(self, *, timed_out: bool) -> None:
         with self.lock:
-            self.waits.append(seconds)
             if timed_out:
                 self.timeouts += 1
             else:
@@ -86,21 +83,17 @@ class Lane:
             self.peak_in_use = max(self.peak_in_use, stats.size + stats.creating)
         return stats
 
-    def wait_percentiles(self, last: int | None = None) -> tuple[float, float, float] | None:
-        """p50, p99 and max of the measured waits (of the ``last`` ones), in seconds."""
-        with self.lock:
-            waits = self.waits[-last:] if last else list(self.waits)
-        if not waits:
+    def wait_percentiles(self) -> tuple[float, float, float] | None:
+        """p50, p99 and max of the acquires' waits, in seconds: the pool's own histogram.
+
+        The pool's, while it runs (made with ``metrics=True``); then its last stats'.
+        """
+        stats = self.final_stats if self.pool is None or self.final_stats else self.stats()
+        wait = None if stats is None else stats.wait
+        if wait is None or not wait.count:
             return None
-        waits.sort()
-        return percentile(waits, 50), percentile(waits, 99), waits[-1]
+        return wait.p50, wait.p99, wait.max
 
     def seconds(self) -> float:
         end = self.finished or time.monotonic()
         return max(end - self.started, 1e-9) if self.started else 0.0
-
-
-def percentile(ordered: list[float], p: float) -> float:
-    """Nearest-rank percentile of a sorted, non-empty list."""
-    rank = max(1, -(-len(ordered) * p // 100))  # ceil(n * p / 100), at least 1
-    return ordered[int(rank) - 1]

@@ -24,14 +24,13 @@ def thread_worker(lane: Lane, pool: Pool[Connection], n: int, done: Callable[[],
     rng = random.Random(f"{lane.spec.name}-{n}")
     seq = 0
     while not done():
-        start = time.perf_counter()
         try:
             conn = pool.acquire(timeout=ACQUIRE_TIMEOUT)
         except PoolTimeout:
-            lane.record_wait(time.perf_counter() - start, timed_out=True)
+            lane.record_acquire(timed_out=True)
             time.sleep(BACKOFF)
             continue
-        lane.record_wait(time.perf_counter() - start, timed_out=False)
+        lane.record_acquire(timed_out=False)
         plan = Plan.draw(rng)
         try:
             inserted = work(conn, lane.spec.name, n, seq, plan.insert)
@@ -67,6 +66,7 @@ def run_threads(lane: Lane, path: Path, done: Callable[[], bool]) -> None:
         acquire_timeout=ACQUIRE_TIMEOUT,
         check=checker(lane),
         check_interval=0,  # check every idle connection before handing it out
+        metrics=True,  # the waits the display shows
     )
     lane.pool = pool
     with pool:  # disposes the pool on the way out
@@ -108,14 +108,13 @@ async def task_worker(
     rng = random.Random(f"{lane.spec.name}-{n}")
     seq = 0
     while not done():
-        start = time.perf_counter()
         try:
             conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
         except PoolTimeout:
-            lane.record_wait(time.perf_counter() - start, timed_out=True)
+            lane.record_acquire(timed_out=True)
             await anyio.sleep(BACKOFF)
             continue
-        lane.record_wait(time.perf_counter() - start, timed_out=False)
+        lane.record_acquire(timed_out=False)
         plan = Plan.draw(rng)
         try:
             # sqlite3 blocks: run it in a worker thread, the loop serves others.
@@ -167,6 +166,7 @@ async def run_tasks(lane: Lane, path: Path, done: Callable[[], bool]) -> None:
         acquire_timeout=ACQUIRE_TIMEOUT,
         check=check_conn,
         check_interval=0,
+        metrics=True,
     )
     lane.pool = pool
     async with pool:

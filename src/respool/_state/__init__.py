@@ -9,8 +9,10 @@ callables, and act on the steps it returns (``steps.py``).
 
 ``PoolState`` is the ledger (``ledger.py``: claim, place, free a slot,
 lease, lost leases, stats) with the bookkeeping of creation
-(``creations.py``), of resources coming back (``returns.py``) and of closing
-(``closings.py``) mixed in, each a topic of its own.  Methods whose name
+(``creations.py``), of resources coming back (``returns.py``), of closing
+(``closings.py``), of sizing at runtime (``sizing.py``) and of an opened
+pool's maintainer (``upkeep.py``) and of what it says about itself
+(``tallies.py``) mixed in, each a topic of its own.  Methods whose name
 starts with ``_`` assume the caller holds the lock; the others take it.
 """
 
@@ -24,15 +26,20 @@ from .creations import Creations
 from .ledger import Ledger, on_lost
 from .line import Line
 from .returns import Returns
+from .sizing import Sizing
+from .tallies import Tallies
+from .upkeep import Upkeep
 
 T = TypeVar("T")
 
 
-class PoolState(Creations[T], Returns[T], Closings[T]):
+class PoolState(Creations[T], Returns[T], Closings[T], Sizing[T], Upkeep[T], Tallies[T]):
     """One pool's state; see the package docstring and each part's module."""
+
+    __slots__ = ()
 
 
 # Everything here that runs code: the threaded face marks it for its Ctrl-C protection.
-CODE = (Backoff, Closings, Creations, Ledger, Line, Returns, on_lost)
+CODE = (Backoff, Closings, Creations, Ledger, Line, Returns, Sizing, Tallies, Upkeep, on_lost)
 
 __all__ = ["CODE", "PoolState"]

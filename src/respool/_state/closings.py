@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .._errors import PoolClosed, closed_message
-from .ledger import Ledger
+from .._metrics import Metrics
+from .ledger import Ledger, run_now, unbound_event
 from .line import Waiter
-from .records import Entry
+from .records import DISPOSED, RECYCLED, Entry
 from .steps import AGAIN, SLOT, Again, Slot, TimedOut
 
 T = TypeVar("T")
@@ -23,6 +24,8 @@ REPLACING = "while a stale or broken resource was closed"
 
 class Closings(Ledger[T]):
     """Closing, recycling and disposing, on top of the ledger."""
+
+    __slots__ = ()
 
     def closed_one(self, entry: Entry[T], *, failed: bool, late: bool) -> None:
         """Its releaser ended (``failed``: raising), or runs on past its time (``late``)."""
@@ -44,6 +47,9 @@ class Closings(Ledger[T]):
         del self.alive[entry.key]
         entry.ref = None
         self.closed_count += 1
+        self.closes[entry.reason] += 1
+        if self.kept:
+            self.kept.pop(entry.key, None)
 
     # -- replacing a resource an acquire met: its slot goes to that caller ----------------
 
@@ -128,6 +134,8 @@ class Closings(Ledger[T]):
                 self.generation += 1
             now = self.clock()
             stale = [entry for entry in self.idle if not self._usable(entry, now)]
+            for entry in stale:
+                entry.reason = RECYCLED
             if stale:
                 keep = [entry for entry in self.idle if self._usable(entry, now)]
                 self.idle.clear()
@@ -145,7 +153,11 @@ class Closings(Ledger[T]):
             if self.closed:
                 return None
             self.closed = True
+            self._poke()  # the maintainer ends
+            self._filled()  # open(wait=True) raises PoolClosed
             idle = list(self.idle)
+            for entry in idle:
+                entry.reason = DISPOSED
             self.idle.clear()
             while (waiter := self.line.pop()) is not None:
                 waiter.closed = True
@@ -159,3 +171,22 @@ class Closings(Ledger[T]):
                     waiter.creation.owner = None
                     waiter.creation = None
             return idle, [c.stop for c in self.creations if c.stop is not None]
+
+    def forget(self) -> None:
+        """In a forked child: every resource is the parent's; start over, empty.
+
+        The child neither hands them out nor closes them.  (Another thread may
+        have held the lock at the fork: the child gets a new one.)
+        """
+        for entry in self.alive.values():
+            entry.ref = None
+        self.alive.clear()
+        self.idle.clear()
+        self.line.clear()
+        self.lost.clear()
+        if self.leaks is not None:
+            self.leaks.clear()
+        self.new_event = unbound_event
+        self.call_soon = run_now
+        self.metrics = None if self.metrics is None else Metrics()  # its histograms too
+        self._start_empty()

@@ -43,6 +43,8 @@ Next: TypeAlias = "Step[T] | Creation[T] | float"
 class Creations(Ledger[T]):
     """Creation and backoff, on top of the ledger."""
 
+    __slots__ = ()
+
     def next_creation(
         self, waiter: Waiter[T] | None, deadline: float | None, lease: bool
     ) -> tuple[Next[T], Waiter[T] | None]:
@@ -188,6 +190,9 @@ class Creations(Ledger[T]):
         """
         owner, creation.owner = creation.owner, None
         self.creations.discard(creation)
+        if creation is self.upkeep:  # the maintainer's: it may make the next one now
+            self.upkeep = None
+            self._poke()
         if owner is not None:
             if served and creation.lease:
                 self.line.leave(owner)
@@ -245,6 +250,8 @@ class Creations(Ledger[T]):
                 return None, None, None, False
             outage = self.backoff.outage(self.clock())
             entry = self._register(resource, creation.generation)
+            if self.metrics is not None:
+                self.metrics.create.record(entry.last_used - creation.started)
             if owner is not None and creation.lease and not self.closed:
                 self._lease(entry)  # its own caller, out of line: nobody else wakes it
                 owner.entry = entry

@@ -6,9 +6,11 @@ caller holds it; the others take it themselves (puddle's habit).
 
 * ``slots`` is the one capacity count: resources alive (idle, leased, in
   hand-off or being closed) plus factory calls under way.  It never exceeds
-  ``limit``: only :meth:`claim` (and prefill's reservation) take a slot, and
-  a slot is freed only by :meth:`_free_slot`, which hands it to the oldest
-  waiter (who then creates a resource in it) if there is one.
+  ``cap`` (``burst_limit``, else ``limit``): only :meth:`claim` (and the
+  reservations of prefill and the maintainer) take a slot; only
+  :meth:`_free_slot` frees one, handing it to the oldest waiter (who creates
+  in it) if any and within ``cap``.  Above ``limit`` (a burst, a shrink), a
+  resource that comes back when nobody waits is closed.
 * ``idle`` holds resources nobody holds.  It is never non-empty while a live
   waiter is parked: :meth:`_put` hands a returned resource straight to the
   oldest waiter, so a newcomer cannot barge past it.
@@ -27,12 +29,15 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from .._config import Settings
-from .._errors import PoolClosed, TimeoutFacts, closed_message
+from .._errors import PoolClosed, PoolExhausted, TimeoutFacts, closed_message, exhausted_message
 from .._leaks import Leaks, site_line
+from .._metrics import Metrics
 from .._stats import PoolStats
+from ..events import Hooks
 from .backoff import Backoff
 from .line import Line, Waiter
-from .records import Entry, LostRef
+from .records import DISPOSED, RECYCLED, SURPLUS, Entry, LostRef
+from .reports import facts, snapshot
 from .steps import SLOT, Creation, Stale, Step, Vet
 
 T = TypeVar("T")
@@ -47,7 +52,7 @@ def on_lost(ref: LostRef) -> None:
         state.lost_one(ref.entry)
 
 
-def _unbound_event() -> Any:
+def unbound_event() -> Any:
     raise RuntimeError("no event before the pool is bound")  # pragma: no cover
 
 
@@ -55,7 +60,7 @@ def _always() -> object:
     return True
 
 
-def _run_now(fn: Callable[[], object]) -> None:
+def run_now(fn: Callable[[], object]) -> None:
     fn()
 
 
@@ -65,8 +70,22 @@ class Ledger(Generic[T]):
     It never awaits, never calls user code, never formats a resource, and
     knows no event loop or thread: the driver gives it a lock factory, a
     clock, an event factory and a way to run a function soon, and rebinds the
-    last three when the pool binds to its loop.
+    last three when the pool binds to its loop.  Its fields are slots: the
+    hot path reads them, and slot reads are the cheapest.
     """
+
+    __slots__ = (
+        "__weakref__", "_max_backoff", "_new_lock", "_plain", "_pop_idle", "_self_ref",
+        "acquired", "alive", "asks_is_closed", "backoff", "base", "broken", "call_soon",
+        "cancelled", "cap", "check_interval", "checks", "chore_event", "clock", "close_errors",
+        "closed", "closed_count", "closes", "create_errors", "created", "creating", "creations",
+        "exhausted", "fill", "generation", "hooks", "idle", "idle_timeout", "keepalive", "kept",
+        "kind", "last_error", "last_error_at", "leaks", "leased", "limit", "line", "lock",
+        "lost", "lost_count", "made_for", "maintained", "max_waiting", "metrics", "min_size",
+        "new_event", "owed", "owner", "plain", "recycle", "refused", "resets", "served",
+        "slots", "stopping", "sweeps", "timeouts", "upkeep", "vets", "waited",
+        "wakes_from_any_thread"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -81,6 +100,12 @@ class Ledger(Generic[T]):
         """``checks``, ``resets``: whether the pool has a ``check``, a ``reset``."""
         self.kind = kind  # the face's class name, for errors
         self.limit = settings.pool_size
+        self.cap = settings.cap
+        self.min_size = settings.min_size
+        self.max_waiting = settings.max_waiting
+        self.idle_timeout = settings.idle_timeout
+        self.keepalive = settings.keepalive
+        self.sweeps = settings.idle_timeout is not None  # without a maintainer: on release
         self.recycle = settings.recycle
         self.check_interval = settings.check_interval
         asks_is_closed = settings.is_closed is not None
@@ -89,11 +114,14 @@ class Ledger(Generic[T]):
         self.resets = resets  # every return runs reset first
         leak_timeout = settings.leak_timeout
         self.leaks = None if leak_timeout is None else Leaks(leak_timeout)
+        self.metrics = Metrics() if settings.metrics else None
+        self.hooks: Hooks | None = None  # on_event's, set by the face (it names the pool)
         self.plain = not resets and leak_timeout is None and not asks_is_closed
+        self._plain = self.plain  # with a maintainer; without one, sweeps makes it False
         lifo, max_backoff = settings.lifo, settings.max_backoff
         self.clock = clock
-        self.new_event: Callable[[], Any] = _unbound_event
-        self.call_soon: Callable[[Callable[[], object]], None] = _run_now
+        self.new_event: Callable[[], Any] = unbound_event
+        self.call_soon: Callable[[Callable[[], object]], None] = run_now
         self.wakes_from_any_thread = True  # False: call_soon, on the pool's own loop
         self._new_lock = new_lock
         self._max_backoff = max_backoff
@@ -115,28 +143,20 @@ class Ledger(Generic[T]):
         self.creations: set[Creation[T]] = set()  # running in the background
         self.created = self.closed_count = self.acquired = 0
         self.timeouts = self.create_errors = self.close_errors = 0
-        self.broken = self.lost_count = 0
+        self.broken = self.lost_count = self.exhausted = 0
+        self.waited = self.made_for = self.served = self.cancelled = self.refused = self.checks = 0
+        self.closes = [0] * 7  # by reason (records.REASONS)
+        self.base: PoolStats | None = None  # the totals at the last stats(reset=True)
+        self.owed = 0  # resources the maintainer retired and owes a replacement for
+        self.upkeep: Creation[T] | None = None  # the maintainer's factory call under way
+        self.maintained = self.stopping = False  # a maintainer runs; it was asked to stop
+        self.fill: list[Any] = []  # events of open(wait=True) callers, set once filled
+        self.kept: dict[int, float] = {}  # by record key: its last passed keepalive check
         self.last_error: BaseException | None = None
         self.last_error_at = 0.0
         self.backoff = Backoff(self._max_backoff)
-
-    def forget(self) -> None:
-        """In a forked child: every resource is the parent's; start over, empty.
-
-        The child neither hands them out nor closes them.  (Another thread may
-        have held the lock at the fork: the child gets a new one.)
-        """
-        for entry in self.alive.values():
-            entry.ref = None
-        self.alive.clear()
-        self.idle.clear()
-        self.line.clear()
-        self.lost.clear()
-        if self.leaks is not None:
-            self.leaks.clear()
-        self.new_event = _unbound_event
-        self.call_soon = _run_now
-        self._start_empty()
+        self.chore_event: Any = None  # set when the maintainer has work (it waits on it)
+        self.plain = self._plain and not self.sweeps  # no maintainer (yet)
 
     # -- the acquire hot path ----------------------------------------------------
 
@@ -148,6 +168,7 @@ class Ledger(Generic[T]):
         """
         with self.lock:
             if self.closed:
+                self.refused += not front  # one looking again: counted as its driver gives up
                 raise PoolClosed(closed_message(self.kind))
             if self.lost:
                 self._recover_lost()
@@ -155,11 +176,13 @@ class Ledger(Generic[T]):
                 entry = self._pop_idle()
                 now = self.clock()
                 if now >= entry.expires_at or entry.generation != self.generation:  # _usable
+                    entry.reason = RECYCLED
                     return Stale(entry)
                 if self.leaks is not None:
                     self._lease(entry)
                 else:  # _lease, inlined: this is the acquire hot path
                     entry.leased = True
+                    entry.leased_at = now  # a hold starts (for metrics: cheaper than a test)
                     self.leased += 1
                     self.acquired += 1
                 if self.vets and (
@@ -167,11 +190,11 @@ class Ledger(Generic[T]):
                 ):
                     return Vet(entry)
                 return entry
-            if self.slots < self.limit:
+            if self.slots < self.cap:
                 self.slots += 1
                 self.creating += 1
                 return SLOT
-            return self._enqueue(front=front)
+            return self._park(front)
 
     def _claim(self, front: bool = False) -> Step[T]:
         """:meth:`claim`, for a caller holding the lock already (not the hot path).
@@ -180,6 +203,7 @@ class Ledger(Generic[T]):
         ``_vetting`` inlined: an extra call there costs 4 % of an acquire.
         """
         if self.closed:
+            self.refused += not front
             raise PoolClosed(closed_message(self.kind))
         if self.lost:
             self._recover_lost()
@@ -187,13 +211,26 @@ class Ledger(Generic[T]):
             entry = self._pop_idle()
             now = self.clock()
             if not self._usable(entry, now):
+                entry.reason = RECYCLED
                 return Stale(entry)
             self._lease(entry)
             return self._vetting(entry, now)
-        if self.slots < self.limit:
+        if self.slots < self.cap:
             self.slots += 1
             self.creating += 1
             return SLOT
+        return self._park(front)
+
+    def _park(self, front: bool) -> Waiter[T]:
+        """A place in line, unless ``max_waiting`` callers wait already.
+
+        ``front``: it is in line already (looking again), so never refused.
+        """
+        line = self.line
+        waiting = self.max_waiting
+        if not front and waiting is not None and line.waiting - line.creators >= waiting:
+            self.exhausted += 1
+            raise PoolExhausted(exhausted_message(self.kind, waiting), self._stats())
         return self._enqueue(front=front)
 
     def _enqueue(self, *, front: bool) -> Waiter[T]:
@@ -218,11 +255,20 @@ class Ledger(Generic[T]):
         pool is closed): the caller closes it and frees its slot.
         """
         if self.closed or now >= entry.expires_at or entry.generation != self.generation:  # _usable
+            entry.reason = DISPOSED if self.closed else RECYCLED
+            return entry
+        if self.slots > self.limit and (self.slots > self.cap or not self.line.waiting):
+            entry.reason = SURPLUS  # a burst, or shrunk: closed unless it serves a waiter
             return entry
         waiter = self.line.pop() if self.line.waiting else None
         if waiter is None:
             self.idle.append(entry)
             return None
+        self._hand(entry, waiter)
+        return None
+
+    def _hand(self, entry: Entry[T], waiter: Waiter[T]) -> None:
+        """Lease ``entry`` to a waiter taken out of line, and wake it."""
         self._lease(entry)
         entry.handed = waiter
         waiter.entry = entry
@@ -236,17 +282,21 @@ class Ledger(Generic[T]):
         elif waiter.holds_slot:  # it was backing off in a slot it no longer needs
             waiter.holds_slot = False
             self._creation_failed()
-        return None
 
     def free_slot(self) -> None:
         with self.lock:
             self._free_slot()
 
     def _free_slot(self) -> None:
-        """A slot emptied: the oldest waiter gets to create in it, else it is free."""
-        waiter = self.line.pop(for_slot=True)
+        """A slot emptied: the oldest waiter gets to create in it, else it is free.
+
+        Not above ``cap`` (the pool was shrunk): then it is free, and gone.
+        """
+        waiter = self.line.pop(for_slot=True) if self.slots <= self.cap else None
         if waiter is None:
             self.slots -= 1
+            if self.slots < self.min_size:
+                self._poke()  # below min_size: the maintainer makes up for it
             return
         self.creating += 1
         waiter.slot = True
@@ -256,6 +306,19 @@ class Ledger(Generic[T]):
         """A reserved slot will hold no resource after all: free it."""
         self.creating -= 1
         self._free_slot()
+
+    def _filled(self) -> None:
+        """``min_size`` resources exist (or the pool closed): wake ``open(wait=True)``."""
+        fill, self.fill = self.fill, []
+        for event in fill:
+            event.set()
+
+    def _poke(self) -> None:
+        """Wake the maintainer, if it waits: there is work for it."""
+        event = self.chore_event
+        if event is not None:
+            self.chore_event = None
+            event.set()
 
     # -- leases ------------------------------------------------------------------
 
@@ -311,6 +374,8 @@ class Ledger(Generic[T]):
         """A factory call returned a new resource: its slot now holds it."""
         self.creating -= 1
         self.backoff.succeeded()
+        if self.fill and self.slots - self.creating >= self.min_size:
+            self._filled()
         now = self.clock()
         expires_at = now + self.recycle * (1.0 - RECYCLE_JITTER * random.random())
         entry = Entry(resource, id(resource), expires_at, generation, now)
@@ -372,30 +437,8 @@ class Ledger(Generic[T]):
 
     # -- what the pool can say about itself ------------------------------------------
 
-    def stats(self) -> PoolStats:
-        with self.lock:
-            if self.lost:
-                self._recover_lost()
-            return self._stats()
-
     def _stats(self) -> PoolStats:
-        line = self.line
-        return PoolStats(
-            pool_size=self.limit,
-            size=self.slots - self.creating,
-            idle=len(self.idle),
-            leased=self.leased,
-            creating=self.creating,
-            waiting=line.waiting - line.creators,
-            created=self.created,
-            closed=self.closed_count,
-            acquired=self.acquired,
-            timeouts=self.timeouts,
-            create_errors=self.create_errors,
-            close_errors=self.close_errors,
-            broken=self.broken,
-            lost=self.lost_count,
-        )
+        return snapshot(self) if self.base is None else snapshot(self).since(self.base)
 
     def timeout_facts(self) -> TimeoutFacts:
         with self.lock:
@@ -404,11 +447,4 @@ class Ledger(Generic[T]):
     def _timeout_facts(self) -> TimeoutFacts:
         """Count a timeout and note what its message will say."""
         self.timeouts += 1
-        now = self.clock()
-        leases = None
-        if self.leaks is not None:
-            leases = self.leaks.overdue_leases(self.alive.values(), now)
-        return TimeoutFacts(
-            self._stats(), self.last_error, now - self.last_error_at, leases,
-            self.backoff.failures > 0,
-        )  # fmt: skip
+        return facts(self)

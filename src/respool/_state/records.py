@@ -10,6 +10,10 @@ import attrs
 
 T = TypeVar("T")
 
+# Why a resource was closed: ``Entry.reason``, an index into ``Ledger.closes``.
+RECYCLED, IDLE, CHECK_FAILED, RESET_FAILED, DISCARDED, DISPOSED, SURPLUS = range(7)
+REASONS = ("recycled", "idle", "check_failed", "reset_failed", "discarded", "disposed", "surplus")
+
 
 class LostRef(weakref.ref):  # type: ignore[type-arg]
     """A weak reference to a leased resource that knows its record and pool state.
@@ -48,6 +52,7 @@ class Entry(Generic[T]):
     site: traceback.StackSummary | None = None  # where it was acquired, when recorded
     reported: bool = False  # a leak warning was logged for the current lease
     late: bool = False  # its releaser outlived cleanup_timeout and still runs (threads)
+    reason: int = DISCARDED  # why it is closed, once it is (counted by reason)
 
     def held(self) -> T:
         """The resource, while the pool holds it strongly (idle, or being returned)."""

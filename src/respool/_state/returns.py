@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import traceback
+from math import log2
 from typing import TypeVar, cast
 
 from .._leaks import Overdue
+from .._metrics import LAST, LOWEST, SHIFT
 from .ledger import Ledger
-from .records import Entry
+from .records import CHECK_FAILED, RESET_FAILED, Entry
 
 T = TypeVar("T")
 
@@ -17,6 +19,8 @@ RETURNING = object()  # ``Entry.handed`` while ``reset`` runs on a released reso
 
 class Returns(Ledger[T]):
     """Taking resources back from their holders, on top of the ledger."""
+
+    __slots__ = ()
 
     def return_quickly(self, resource: T, suspect: bool) -> bool:
         """The common release in one lock round trip; ``False`` if it needs more.
@@ -38,8 +42,53 @@ class Returns(Ledger[T]):
             ):
                 return False
             now = self.clock()
-            if self.closed or now >= entry.expires_at or entry.generation != self.generation:
-                return False  # to be closed (_usable, inlined): release's slow path does it
+            if (
+                self.closed
+                or now >= entry.expires_at
+                or entry.generation != self.generation
+                or self.slots > self.limit
+            ):
+                return False  # maybe to be closed (_usable, inlined, or surplus): the slow path
+            entry.resource = resource
+            entry.leased = False
+            entry.last_used = -math.inf if suspect else now
+            self.leased -= 1
+            self._put(entry, now)
+            return True
+
+    def return_metered(self, resource: T, suspect: bool) -> bool:
+        """:meth:`return_quickly`, recording the hold: the pool's choice with ``metrics=True``.
+
+        A copy, so that a pool without metrics pays nothing for them here.
+        """
+        if not self.plain:
+            return False
+        with self.lock:
+            entry = self.alive.get(id(resource))
+            if (
+                entry is None
+                or not entry.leased
+                or entry.handed is not None
+                or not (entry.resource is resource or (entry.ref and entry.ref() is resource))
+            ):
+                return False
+            now = self.clock()
+            if (
+                self.closed
+                or now >= entry.expires_at
+                or entry.generation != self.generation
+                or self.slots > self.limit
+            ):
+                return False
+            # Recorder.record, inlined: a call costs more than the recording
+            held = now - entry.leased_at
+            hold = self.metrics.hold  # type: ignore[union-attr]
+            i = 0 if held < LOWEST else int(2.0 * log2(held) + SHIFT) + 1
+            hold.buckets[i if i < LAST else LAST] += 1
+            hold.count += 1
+            hold.sum += held
+            if held > hold.max:
+                hold.max = held
             entry.resource = resource
             entry.leased = False
             entry.last_used = -math.inf if suspect else now
@@ -62,6 +111,8 @@ class Returns(Ledger[T]):
             problem = self._release_problem(entry, resource)
             if entry is not None and problem is None:
                 entry.resource = resource
+                if self.metrics is not None:
+                    self.metrics.hold.record(self.clock() - entry.leased_at)
                 overdue = None
                 if self.leaks is not None:
                     overdue = self.leaks.overdue(entry, resource, self.clock())
@@ -108,6 +159,7 @@ class Returns(Ledger[T]):
                 return self._check_in(entry, entry.last_used == -math.inf)
             self._unlease(entry)
             self.broken += 1
+            entry.reason = RESET_FAILED
             return entry
 
     def put_back(self, entry: Entry[T]) -> Entry[T] | None:
@@ -116,16 +168,24 @@ class Returns(Ledger[T]):
             self._unlease(entry, taken=False)
             return self._put(entry, self.clock())
 
-    def unlease(self, entry: Entry[T], *, taken: bool) -> None:
+    def drop(self, entry: Entry[T], *, taken: bool) -> bool:
+        """A leased resource is to be closed, not as broken; whether the caller closes it now."""
         with self.lock:
             self._unlease(entry, taken=taken)
+            return True
 
-    def broke(self, entry: Entry[T], *, taken: bool) -> None:
-        """A leased resource is broken (dead, a failed check, an overrun): it will be closed."""
+    def broke(self, entry: Entry[T], *, taken: bool) -> bool:
+        """A leased resource is broken (dead, a failed check, an overrun): it will be closed.
+
+        Returns whether the caller closes it now (a shared resource others
+        still hold is closed when the last of them leaves).
+        """
         with self.lock:
             entry.handed = None
             self._unlease(entry, taken=taken)
             self.broken += 1
+            entry.reason = RESET_FAILED if taken else CHECK_FAILED  # taken: a reset overran
+            return True
 
     # -- leaks, for the driver to report ----------------------------------------------
 

@@ -89,13 +89,14 @@ class Creation(Generic[T]):
     prefill's: the resource goes to the pool, and the owner only watches.
     """
 
-    __slots__ = ("generation", "lease", "owner", "stop")
+    __slots__ = ("generation", "lease", "owner", "started", "stop")
 
     def __init__(self, generation: int, owner: Waiter[T] | None, lease: bool) -> None:
         self.generation = generation
         self.owner = owner
         self.lease = lease
         self.stop: Callable[[], object] | None = None  # dispose ends it with this
+        self.started = 0.0  # when its factory call began (the driver notes it)
 
 
 class Duplicate(Exception):

@@ -3,5 +3,6 @@
 
 from .lease import Lease
 from .pool import Pool
+from .shared import SharedPool
 
-__all__ = ["Lease", "Pool"]
+__all__ = ["Lease", "Pool", "SharedPool"]

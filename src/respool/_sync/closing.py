@@ -19,7 +19,7 @@ from .._errors import release_error
 from .._reprs import show
 from .._state import PoolState
 from .._state.line import Waiter
-from .._state.records import Entry
+from .._state.records import REASONS, Entry
 from .._state.steps import AGAIN, Again, Slot, TimedOut
 from .._synchronization import (
     BoundedCall,
@@ -30,6 +30,7 @@ from .._synchronization import (
     ki_protected,
 )
 from .._types import Check, Releaser
+from ..events import CheckedIn, Closed
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import ExceptionGroup
@@ -74,10 +75,15 @@ class Closer(Generic[T]):
         if isinstance(taken, str):
             raise release_error(self._state.kind, how, resource, taken)
         entry, to_close, overdue = taken
+        hooks = self._state.hooks
+        if hooks is not None and how == "release":
+            hooks.emit(CheckedIn(resource))
         if self._reset is not None and how == "release":
             to_close = self.run_reset(entry)
         if to_close is not None:
             self.close_and_free(to_close)
+        if self._state.sweeps:  # idle_timeout with no maintainer: enforced here, lazily
+            self.close_all(self._state.idle_past_timeout(), log=True)
         if overdue is not None and self._state.leaks is not None:
             self._state.leaks.warn_returned(overdue)
 
@@ -116,6 +122,9 @@ class Closer(Generic[T]):
         finally:
             late = call is not None and call.detached
             self._state.closed_one(entry, failed=error is not None, late=late)
+            hooks = self._state.hooks
+            if hooks is not None:
+                hooks.emit(Closed(entry.resource, REASONS[entry.reason], error))
         if isinstance(error, NotAwaitableError):  # a plain releaser: a mistake, raised
             raise error.about("releaser", "it ran; its resource counts as closed") from None
         return error
@@ -287,8 +296,8 @@ class Closer(Generic[T]):
 
         It overran its time, so the resource is not trusted: close it.
         """
-        self._state.broke(entry, taken=taken)
-        self.close_and_free(entry)
+        if self._state.broke(entry, taken=taken):
+            self.close_and_free(entry)
 
 
 def is_dead(is_closed: Callable[[T], object], resource: T) -> bool:

@@ -31,6 +31,7 @@ from .._synchronization import (
     sleep_until,
 )
 from .._types import Factory
+from ..events import Created
 from .closing import Closer
 
 T = TypeVar("T")
@@ -100,7 +101,7 @@ class Creator(Generic[T]):
                 return todo
             assert waiter is not None  # given its place with its creation
             todo.stop = self._guard.spawn(
-                functools.partial(self._run, todo),
+                functools.partial(self.run, todo),
                 needed=deadline.at is not None,
                 helpers=self._helpers,
             )
@@ -156,14 +157,15 @@ class Creator(Generic[T]):
             logger.exception("fatal=%s raised; treating the factory error as fatal", show(fatal))
             return True
 
-    def _run(self, creation: Creation[T]) -> None:
+    def run(self, creation: Creation[T]) -> None:
         """The factory call, in the background: its resource or error goes where it is due.
 
         It never raises (nothing would catch it): whatever happens is handed
         to the caller waiting for it, or settled here.
         """
         state = self._state
-        limit = None if self._create_timeout is None else state.clock() + self._create_timeout
+        creation.started = now = state.clock()
+        limit = None if self._create_timeout is None else now + self._create_timeout
         try:
             resource = call_within(self._factory, limit, state.clock)
         except BaseException as exc:
@@ -179,6 +181,9 @@ class Creator(Generic[T]):
                 self._log_outage(error, attempts)
             return
         wake, to_close, outage, refused = state.creation_made(creation, resource)
+        hooks = state.hooks
+        if hooks is not None and not refused and resource is not None:
+            hooks.emit(Created(resource, state.clock() - creation.started))  # before its caller
         if outage is not None:
             logger.info(
                 "%s: the factory works again after %.1fs and %d failed attempts",

@@ -15,34 +15,34 @@ import sys
 import traceback
 import weakref
 from collections.abc import Callable
-from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, TypeVar
 
 from .. import _fork, _tracking
-from .._checks import Fatal, check_count, check_seconds
+from .._checks import Fatal, check_seconds
 from .._config import DEFAULT, Default, settings
-from .._deadline import Deadline
-from .._errors import PoolClosed, closed_message
 from .._reprs import name_of
 from .._state import CODE as STATE_CODE
 from .._state import PoolState
 from .._state.records import Entry
-from .._state.steps import MADE, TimedOut
 from .._stats import PoolStats
 from .._synchronization import (
     Helpers,
     LoopGuard,
+    MaintainerTask,
     StateLock,
     callable_check,
     ki_protected,
     wrap_sigint_handler,
 )
 from .._types import Check, Factory, Releaser
+from ..events import CheckedOut, Event, Hooks, noting
 from .acquiring import Acquirer
 from .binding import Binding
 from .closing import Closer
 from .creating import Creator
 from .lease import Lease
+from .lifecycle import Lifecycle
+from .maintenance import Maintainer
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ for _code in STATE_CODE:
 
 
 @ki_protected  # threads: KeyboardInterrupt waits until the bookkeeping is done
-class Pool(Generic[T]):
+class Pool(Lifecycle[T]):
     """A thread-safe pool of resources for threaded code.
 
     Args:
@@ -116,6 +116,33 @@ class Pool(Generic[T]):
             call runs in the background while a timeout applies: a caller who gives up leaves it to
             finish, and its resource goes to the oldest waiter or the idle
             set.
+        min_size: the fewest resources an opened pool (see :meth:`open`)
+            keeps alive, idle or leased, creating the missing ones in the background one at a
+            time (with the backoff while the factory fails).  Callers never
+            wait for this: they create on demand as ever.
+        idle_timeout: seconds an idle resource may stay unused before it is
+            closed, while more than ``min_size`` are alive; enforced by the
+            maintainer, else on release.  ``None`` (default): never.
+        keepalive: seconds after which an opened pool checks an idle
+            resource nobody used (with ``check``, in the background), so a
+            firewall or server timeout cannot kill it unseen; a failed one
+            is closed (and, below ``min_size``, replaced).  Needs ``check``.
+        burst_limit: when ``pool_size`` resources are alive and a caller
+            would wait, the pool creates more, up to this many alive in all;
+            one above ``pool_size`` that comes back when nobody waits is
+            closed.  ``None`` (default): no burst.
+        max_waiting: when this many callers wait already, ``acquire``
+            raises :class:`PoolExhausted` at once instead of waiting.
+        metrics: record the latency histograms of :meth:`stats` (``wait``,
+            ``hold``, ``create``, ``check``).  Off by default: it costs
+            17-20 % of a warm ``acquire`` and ``release`` (measured: see the
+            docs' Monitoring page); the counters are always kept.
+        on_event: a plain callable given a record of each thing the pool
+            does (``respool.events``: ``Created``, ``CheckedOut``,
+            ``CheckedIn``, ``CheckFailed``, ``Closed`` with its reason,
+            ``TimedOut`` with its ``PoolTimeout``, ``Leaked``).  It is called
+            outside the pool's lock, where the event happens; an error it
+            raises is logged once per pool, never raised.
 
     Any thread may use the pool; every method is thread-safe.  Ctrl-C
     (``KeyboardInterrupt``) in the main thread is raised at once while it
@@ -137,8 +164,10 @@ class Pool(Generic[T]):
             non-numeric size or number of seconds (a bool is neither, and
             ``check_interval`` cannot be ``None``), or a ``lifo`` that is not
             a bool.
-        ValueError: ``pool_size < 1``, negative seconds, ``max_backoff`` or
-            ``cleanup_timeout`` 0.
+        ValueError: ``pool_size < 1``, negative seconds, ``max_backoff``,
+            ``cleanup_timeout``, ``idle_timeout`` or ``keepalive`` 0, sizes
+            out of order (``min_size <= pool_size <= burst_limit``), or
+            ``keepalive`` without ``check``.
     """
 
     def __init__(
@@ -160,6 +189,13 @@ class Pool(Generic[T]):
         discard_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         fatal: Fatal = None,
         create_timeout: float | Default | None = DEFAULT,
+        min_size: int = 0,
+        idle_timeout: float | None = None,
+        keepalive: float | None = None,
+        burst_limit: int | None = None,
+        max_waiting: int | None = None,
+        metrics: bool = False,
+        on_event: Callable[[Event], object] | None = None,
     ) -> None:
         callable_check("factory", factory, optional=False)
         callable_check("releaser", releaser)
@@ -170,30 +206,44 @@ class Pool(Generic[T]):
             acquire_timeout=acquire_timeout, check_interval=check_interval,
             leak_timeout=leak_timeout, cleanup_timeout=cleanup_timeout, max_backoff=max_backoff,
             is_closed=is_closed, discard_on=discard_on, fatal=fatal, create_timeout=create_timeout,
+            min_size=min_size, idle_timeout=idle_timeout, keepalive=keepalive,
+            burst_limit=burst_limit, max_waiting=max_waiting, metrics=metrics,
+            on_event=on_event, checks=check is not None,
         )  # fmt: skip
         self._pool_size = s.pool_size
         self._acquire_timeout = s.acquire_timeout
         self._discard_on = s.discard_on  # read by the lease
         self._sites = leak_timeout is not None or _tracking.watching()
         guard = LoopGuard()
-        self._state = state = PoolState[T](
+        self._state = state = self._new_state(
             type(self).__name__, s, checks=check is not None, resets=reset is not None,
             new_lock=StateLock, clock=guard.clock,
         )  # fmt: skip
         self._leaks = state.leaks
         state.owner = weakref.ref(self)
+        name = f"{type(self).__name__}({name_of(factory)})"  # in log lines
+        self._hooks = hooks = None if s.on_event is None else Hooks(s.on_event, name)
+        state.hooks = hooks
+        if hooks is not None and state.leaks is not None:
+            state.leaks.emit = hooks.emit
+        self._noted = self._sites or hooks is not None  # _hand_out has more to do
         self._binding = binding = Binding(guard, state)
         self._guard, self._check_loop = guard, binding.check
-        self._helpers = helpers = Helpers(factory, s.pool_size)  # threads for bounded calls
-        name = f"{type(self).__name__}({name_of(factory)})"  # in log lines
+        self._helpers = helpers = Helpers(factory, s.cap)  # threads for bounded calls
         self._closer = closer = Closer(state, s, releaser, reset, guard, helpers)
         self._creator = creator = Creator(state, s, factory, name, guard, helpers, closer)
         acquirer = Acquirer(state, s, check, helpers, closer, creator)
+        self._maintainer = Maintainer(state, s, check, helpers, closer, creator)
+        self._task = MaintainerTask()
         self._timeout_error = acquirer.timeout_error
         # The hot path, bound: one attribute hop fewer per call.
         self._claim = state.claim
         self._serve = acquirer.serve
-        self._return_quickly = state.return_quickly
+        self._return_quickly: Callable[[T, bool], bool] = (
+            state.return_metered if metrics else state.return_quickly
+        )
+        if hooks is not None:
+            self._return_quickly = noting(self._return_quickly, hooks)
         _fork.register(binding)  # a forked child's pool starts over, empty
         _tracking.pool_created(self)
         wrap_sigint_handler()
@@ -226,6 +276,7 @@ class Pool(Generic[T]):
                 error, which is also its ``__cause__`` if it happened within
                 the timeout's span or the factory is still failing.
             PoolClosed: the pool was disposed, before or during the wait.
+            PoolExhausted: ``max_waiting`` callers were waiting already.
 
         If the wait is interrupted (``KeyboardInterrupt``) nothing is lost: a
         resource or slot handed to this caller at that moment goes to the
@@ -297,85 +348,24 @@ class Pool(Generic[T]):
         """
         return Lease(self, timeout)
 
-    def prefill(self, count: int | None = None, *, timeout: float | None = None) -> int:
-        """Create resources until ``count`` are idle; return how many were made.
+    def stats(self, reset: bool = False) -> PoolStats:
+        """A consistent snapshot of the pool's gauges, counters and histograms.
 
-        ``count`` defaults to, and is capped at, ``pool_size``; ``0`` does
-        nothing.  Resources are created one at a time; each goes to the
-        oldest waiter first, if any.  Stops early once all ``pool_size``
-        slots are taken.
+        Counters and histograms add up since the pool was made, or since the
+        last ``stats(reset=True)``.
 
         Args:
-            timeout: seconds for the whole call; ``None`` means the pool's
-                ``acquire_timeout``.
-
-        Raises:
-            PoolTimeout: the timeout passed (a failing factory is retried
-                until then, as in :meth:`acquire`); resources made so far stay.
-            PoolClosed: the pool was disposed.
-
-        Resources made so far stay when it fails or times out.
-        """
-        target = self._pool_size
-        if count is not None:
-            target = min(check_count("count", count, 0), target)
-        self._check_loop()
-        deadline = self._deadline(timeout)
-        made = 0
-        while self._state.reserve(target):
-            step = self._creator.prefill_one(deadline)
-            if isinstance(step, TimedOut):
-                raise self._timeout_error(step, deadline)
-            if step is MADE:
-                made += 1
-        return made
-
-    def recycle(self, force: bool = False) -> int:
-        """Close idle resources past ``pool_recycle`` now; return how many.
-
-        With ``force=True`` every idle resource is closed and every leased
-        one is retired: it is closed when it comes back instead of being
-        pooled.  Resources whose creation is under way are retired too.
-
-        Releaser errors are logged on the ``respool`` logger and counted.
-        """
-        self._check_loop()
-        stale = self._state.take_stale(force)
-        self._closer.close_all(stale, log=True)
-        return len(stale)
-
-    def dispose(self, *, raise_errors: bool = False) -> None:
-        """Close the pool; idempotent.
-
-        Idle resources are closed now; every waiter and every later
-        ``acquire`` gets :class:`PoolClosed`; a resource leased before is
-        closed when it is released (without error).
-
-        Every idle resource is tried.  A releaser error is counted and logged
-        on the ``respool`` logger (a WARNING naming the resource, with the
-        error's traceback: one record per error), and ``dispose`` returns.
-
-        Args:
-            raise_errors: raise the releaser errors instead (none is logged).
-
-        Raises:
-            ExceptionGroup: with ``raise_errors=True``, the releaser errors,
-                raised together after every idle resource was tried.
-        """
-        gone = self._binding.check_or_rebind()
-        closed = self._state.close(gone)
-        if closed is not None:  # else disposed already
-            self._closer.dispose(*closed, gone=gone, raise_errors=raise_errors)
-
-    def stats(self) -> PoolStats:
-        """A consistent snapshot of the pool's gauges and counters.
+            reset: start the counters and histograms over after this reading
+                (psycopg_pool's ``pop_stats()``): each reading then covers
+                the time since the one before, for log-based monitoring.
+                The exporters of ``respool.metrics`` are not affected.
 
         Never waits (it takes only the pool's short internal lock), so no
         timeout applies.
         """
         if self._leaks is not None:
             self._leaks.warn_held(self._state.leaks_due())
-        return self._state.stats()
+        return self._state.stats(reset)
 
     @property
     def pool_size(self) -> int:
@@ -383,28 +373,14 @@ class Pool(Generic[T]):
         return self._pool_size
 
     @property
+    def min_size(self) -> int:
+        """The fewest resources an opened pool keeps alive (never waits)."""
+        return self._state.min_size
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`dispose` was called (never waits)."""
         return self._state.closed
-
-    def __enter__(self) -> Pool[T]:
-        """``with pool:`` returns the pool itself.
-
-        Raises:
-            PoolClosed: the pool was disposed.
-        """
-        if self._state.closed:
-            raise PoolClosed(closed_message(type(self).__name__))
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Dispose the pool (see :meth:`dispose`)."""
-        self.dispose()
 
     def __repr__(self) -> str:
         state = "closed" if self._state.closed else "open"
@@ -412,21 +388,23 @@ class Pool(Generic[T]):
 
     # -- internals -------------------------------------------------------------
 
-    def _deadline(self, timeout: float | None) -> Deadline:
-        seconds = self._acquire_timeout if timeout is None else check_seconds("timeout", timeout)
-        return Deadline(seconds, self._state.clock())  # a hair after the claim: never early
+    def _new_state(self, *args: Any, **kwargs: Any) -> PoolState[T]:
+        return PoolState[T](*args, **kwargs)  # a shared pool's is a SharedState
 
     def _hand_out(self, entry: Entry[T]) -> T:
         """The caller takes its resource: from now on the pool holds it weakly, if it can."""
         resource: T = entry.resource  # type: ignore[assignment]  # held strongly until now
         if entry.ref is not None:
             entry.resource = None
-        if self._sites:
-            entry.site = traceback.StackSummary.extract(
-                traceback.walk_stack(sys._getframe(2)), limit=32, lookup_lines=False
-            )
-            if self._leaks is not None:
-                self._leaks.warn_held(self._state.leaks_due())
+        if self._noted:  # the one test the hot path pays for sites and hooks
+            if self._sites:
+                entry.site = traceback.StackSummary.extract(
+                    traceback.walk_stack(sys._getframe(2)), limit=32, lookup_lines=False
+                )
+                if self._leaks is not None:
+                    self._leaks.warn_held(self._state.leaks_due())
+            if self._hooks is not None:
+                self._hooks.emit(CheckedOut(resource))
         return resource
 
     def _outstanding(self) -> list[tuple[object, traceback.StackSummary | None]]:

@@ -37,8 +37,26 @@ from .interrupts import (
     ki_protected,
     wrap_sigint_handler,
 )
+from .tasks import (
+    ASYNC_TASK_STATUS_IGNORED,
+    TASK_STATUS_IGNORED,
+    AsyncJobs,
+    AsyncMaintainerTask,
+    AsyncTaskStatus,
+    Jobs,
+    MaintainerTask,
+    TaskStatus,
+)
 
 __all__ = [
+    "ASYNC_TASK_STATUS_IGNORED",
+    "TASK_STATUS_IGNORED",
+    "AsyncJobs",
+    "AsyncMaintainerTask",
+    "AsyncTaskStatus",
+    "Jobs",
+    "MaintainerTask",
+    "TaskStatus",
     "AsyncBoundedCall",
     "AsyncEvent",
     "AsyncHelpers",
