@@ -61,6 +61,16 @@ async def pool() -> AsyncIterator[respool.AsyncPool[psycopg.Connection[Any]]]:
 @pytest_asyncio.fixture
 async def asyncpg_pool() -> AsyncIterator[respool.AsyncPool[Any]]:
     """A pool for one pytest-asyncio test, in its event loop (the fixture's loop scope,
-    ``function``, must match the test's: a pool cannot move between loops)."""
-    async with presets.asyncpg_pool(DSN, pool_size=2, connect_kwargs={"timeout": 5}) as pool:
+    ``function``, must match the test's: a pool cannot move between loops).
+
+    Not ``async with pool``: pytest-asyncio runs a fixture's setup and its
+    teardown in different tasks, and ``async with`` runs the pool's maintainer
+    in a task group that must be left by the task that entered it.
+    ``open()`` runs the maintainer as a task of its own, ended by ``dispose()``.
+    """
+    pool = presets.asyncpg_pool(DSN, pool_size=2, connect_kwargs={"timeout": 5})
+    await pool.open()
+    try:
         yield pool
+    finally:
+        await pool.dispose()
