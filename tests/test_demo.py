@@ -170,3 +170,49 @@ def test_on_a_terminal_the_checks_wrap_at_words() -> None:
     joined = " ".join(line.strip() for line in checks)
     for _, text in _demo.check_lanes([finished_lane()]):
         assert text in joined  # the same words, only broken between them
+
+
+CHECK_FAILED = (
+    "WARNING check failed on <sqlite3.Connection object at 0x7f7bcc0bbb50> "
+    "(ProgrammingError('Cannot operate on a closed database.')); closing it"
+)
+
+
+def render_live_view(latest: list[str]) -> list[str]:
+    lanes = [finished_lane(), _demo.Lane(_demo.LANES[1]), _demo.Lane(_demo.LANES[2])]
+    log = display.PoolLog()
+    log.latest.extend(latest)
+    out = io.StringIO()
+    Console(file=out, width=80, height=24).print(display.live_view(lanes, 0.0, 6.0, log))
+    return out.getvalue().splitlines()
+
+
+def log_rows(lines: list[str]) -> list[str]:
+    """The rows under the line "pool log: ...", stripped."""
+    start = next(i for i, line in enumerate(lines) if line.startswith("pool log: "))
+    return [line.strip() for line in lines[start + 1 :]]
+
+
+def test_the_pool_log_wraps_at_words_and_shows_the_newest_lines_whole() -> None:
+    older = "WARNING dispose: the releaser failed to close <sqlite3.Connection object at 0x1>"
+    lines = render_live_view([older, CHECK_FAILED, CHECK_FAILED.replace("closed", "shut")])
+    assert all(len(line) <= 80 for line in lines)
+    assert len(lines) <= 24 - 2
+    rows = log_rows(lines)
+    assert 1 < len(rows) <= display.LOG_ROWS
+    assert "…" not in "\n".join(lines) and "..." not in " ".join(rows)
+    # The two newest, addresses dropped, each whole, broken only between words;
+    # the oldest gave way.
+    newest = display.shorten(CHECK_FAILED)
+    assert " ".join(rows) == f"{newest} {newest.replace('closed', 'shut')}"
+    assert "0x7f7bcc0bbb50" not in " ".join(rows)
+    assert "<sqlite3.Connection>" in rows[0]
+
+
+def test_a_log_line_too_long_for_its_rows_ends_at_a_word() -> None:
+    words = [f"word{n}" for n in range(100)]
+    rows = log_rows(render_live_view([" ".join(words)]))
+    assert len(rows) == display.LOG_ROWS
+    assert rows[-1].endswith(" ...")
+    shown = " ".join(rows).removesuffix(" ...").split(" ")
+    assert shown == words[: len(shown)]  # whole words, in order, none cut

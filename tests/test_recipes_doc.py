@@ -51,7 +51,11 @@ def test_every_quote_is_its_file_verbatim() -> None:
 
 def test_every_recipe_is_quoted_once() -> None:
     quoted = [path for path, _ in quotes(PAGE.read_text(encoding="utf-8"))]
-    recipes = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "examples").glob("*.py"))
+    recipes = sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "examples").rglob("*.py")
+        if "__pycache__" not in path.parts
+    )
     assert sorted(quoted) == [path for path in recipes if path not in NOT_QUOTED]
 
 

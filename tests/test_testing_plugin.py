@@ -15,7 +15,12 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-STRICT = ("-p", "no:cacheprovider", "-W", "error", "--strict-markers", "--strict-config")
+# pytest-asyncio, installed for examples/pytest_fixtures/ (tested there, with it), is
+# kept out, as in our own runs: unconfigured, it warns, and -W error fails the run.
+STRICT = (
+    *("-p", "no:cacheprovider", "-p", "no:asyncio"),
+    *("-W", "error", "--strict-markers", "--strict-config"),
+)
 
 # Inner test files share this module: a sync pool of sqlite3-like resources
 # that cannot be weakly referenced (like sqlite3.Connection), and helpers

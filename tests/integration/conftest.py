@@ -44,6 +44,16 @@ def require_service(what: str, host: str, port: int) -> None:
     pytest.skip(f"{reason}; set {REQUIRE_SERVICES}=1 to fail instead")
 
 
+def require_program(what: str, found: str | None, install: str) -> str:
+    """Skip the calling test unless the program ``what`` was ``found`` (fail when required)."""
+    if found is not None:
+        return found
+    reason = f"{what} is not installed ({install})"
+    if os.environ.get(REQUIRE_SERVICES) == "1":
+        pytest.fail(f"{reason}; {REQUIRE_SERVICES}=1, so this fails instead of skipping")
+    pytest.skip(f"{reason}; set {REQUIRE_SERVICES}=1 to fail instead")
+
+
 @pytest.fixture(scope="session")
 def pg_dsn() -> str:
     """The PostgreSQL the recipes use: ``$RESPOOL_PG_DSN`` or their default."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -35,6 +36,53 @@ class PoolLog(logging.Handler):
     def lines(self) -> tuple[int, list[str]]:
         with self.lock or contextlib.nullcontext():
             return self.count, list(self.latest)
+
+
+LOG_ROWS = 4  # terminal rows for the latest log lines, under the table
+LOG_INDENT = "  "
+_ADDRESS = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
+
+
+def shorten(line: str) -> str:
+    """A log line in fewer words: ``<sqlite3.Connection object at 0x7f...>`` becomes
+    ``<sqlite3.Connection>`` (the addresses tell a reader nothing here)."""
+    return _ADDRESS.sub(r"<\1>", line)
+
+
+class LatestLog:
+    """The newest log lines that fit in ``rows`` terminal rows, wrapped at words.
+
+    Older lines give way to newer ones; a line is shown whole, except one so
+    long that it alone needs more than ``rows`` rows, which ends at a word
+    with "...".  Nothing is cut mid-word.
+    """
+
+    def __init__(self, lines: list[str], rows: int = LOG_ROWS) -> None:
+        self.lines = [shorten(line) for line in lines]
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(options.max_width - len(LOG_INDENT), 20)
+        shown: list[Text] = []
+        for line in reversed(self.lines):  # the newest first
+            wrapped = list(Text(line).wrap(console, width, overflow="fold"))
+            room = self.rows - len(shown)
+            if len(wrapped) > room:
+                if not shown:  # the newest alone does not fit: its first rows, then "..."
+                    shown = self._cut(console, line, width)
+                break
+            shown = wrapped + shown
+        for row in shown:
+            yield Text(LOG_INDENT) + row
+
+    def _cut(self, console: Console, line: str, width: int) -> list[Text]:
+        words = line.split(" ")
+        while words:
+            words.pop()
+            wrapped = list(Text(" ".join([*words, "..."])).wrap(console, width, overflow="fold"))
+            if len(wrapped) <= self.rows:
+                return wrapped
+        return []
 
 
 @contextlib.contextmanager
@@ -106,12 +154,8 @@ def live_view(lanes: list[Lane], start: float, seconds: float, log: PoolLog) -> 
     )
     skipped = [Text(f"skipped {lane.spec.name}: {lane.skipped}") for lane in lanes if lane.skipped]
     count, latest = log.lines()
-    log_text = Text(
-        f"pool log: {count} messages (logger 'respool')", no_wrap=True, overflow="ellipsis"
-    )
-    for line in latest:
-        log_text.append(f"\n  {line}")
-    return Group(header, live_table(lanes), *skipped, log_text)
+    log_text = Text(f"pool log: {count} messages (logger 'respool')")
+    return Group(header, live_table(lanes), *skipped, log_text, LatestLog(latest))
 
 
 def summary_table(lanes: list[Lane]) -> Table:
