@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 
@@ -189,6 +190,7 @@ def test_sync_dispose_wakes_waiting_threads() -> None:
     assert a.closed == 1
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner is new in Python 3.11")
 def test_asyncio_runner_keeps_pool_across_runs_and_closes_at_end() -> None:
     closed: list[int] = []
 
