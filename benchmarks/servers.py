@@ -1012,6 +1012,12 @@ def markdown(results: dict[str, Any]) -> str:
                 cells[0] = f"**{cells[0]}**"
             first = f"{scn['title']}: `{scn['query']}`" if i == 0 else ""
             lines.append("| " + " | ".join([first, *cells]).replace("||", "| |") + " |")
+    checks = sum(sum(r["checks"]) for s in results["scenarios"] for r in s["rows"] if r["checks"])
+    lines += [
+        "",
+        f"respool's `check` ran {checks} times in the whole run (only a connection idle "
+        "longer than `check_interval`, 0.5 s, is checked).",
+    ]
     lines += ["", "Targets (respool >= 1.0x the driver's own pool, and a p99 no worse):", ""]
     lines += [f"- {_target_line(t)}" for t in results["targets"]]
     lines += ["", f"*{_noise_line(results)}.*"]
