@@ -363,7 +363,62 @@ CONTENDERS = [
               "as the threaded one, `redis.asyncio`: a `can_read_destructive()` check "
               "on every checkout"),
 ]  # fmt: skip
-BY_KEY = {c.key: c for c in CONTENDERS}
+
+
+# --variants: respool with the `reset` hook's work moved or dropped, to show what the
+# hook path itself costs (diagnostics, never targets).
+def respool_psycopg_no_reset(size: int) -> Handle:
+    from respool import Pool
+
+    pool = Pool(pool_size=size, **{**presets.psycopg(DSN, **PG_KWARGS), "reset": None})
+    pool.prefill()
+
+    def op() -> None:
+        with pool.lease() as conn:
+            conn.execute("SELECT 1").fetchone()
+
+    return Handle(op, pool.dispose)
+
+
+async def respool_psycopg_async_no_reset(size: int) -> Handle:
+    from respool import AsyncPool
+
+    pool = AsyncPool(pool_size=size, **{**presets.psycopg_async(DSN, **PG_KWARGS), "reset": None})
+    await pool.prefill()
+
+    async def op() -> None:
+        async with pool.lease() as conn:
+            cursor = await conn.execute("SELECT 1")
+            await cursor.fetchone()
+
+    return Handle(op, pool.dispose)
+
+
+async def respool_asyncpg_reset_in_body(size: int) -> Handle:
+    from respool import AsyncPool
+
+    pool = AsyncPool(pool_size=size, **{**presets.asyncpg(DSN), "reset": None})
+    await pool.prefill()
+
+    async def op() -> None:
+        async with pool.lease() as conn:
+            await conn.fetchval("SELECT 1")
+            await conn.reset(timeout=5)  # the preset's reset, in the body instead of the hook
+
+    return Handle(op, pool.dispose)
+
+
+VARIANTS = [
+    Contender("respool-psycopg-no-reset", "respool Pool, reset=None", "variant", "psycopg",
+              None, respool_psycopg_no_reset, "the preset without its `reset` hook"),
+    Contender("respool-psycopg-async-no-reset", "respool AsyncPool, reset=None", "variant",
+              "psycopg-async", None, respool_psycopg_async_no_reset,
+              "the preset without its `reset` hook"),
+    Contender("respool-asyncpg-reset-in-body", "respool AsyncPool, reset in the body",
+              "variant", "asyncpg", None, respool_asyncpg_reset_in_body,
+              "the preset's `conn.reset()` run in the lease body, not by the hook"),
+]  # fmt: skip
+BY_KEY = {c.key: c for c in CONTENDERS + VARIANTS}
 
 DRIVERS = {  # driver: (title, library, query)
     "psycopg": ("PostgreSQL, psycopg, threads", "threads", "SELECT 1"),
@@ -387,10 +442,11 @@ class Scenario:
     contenders: tuple[str, ...]
 
 
-def scenarios() -> list[Scenario]:
+def scenarios(variants: bool = False) -> list[Scenario]:
     out = []
     for driver, (title, library, query) in DRIVERS.items():
-        keys = tuple(c.key for c in CONTENDERS if c.driver == driver)
+        who_runs = CONTENDERS + VARIANTS if variants else CONTENDERS
+        keys = tuple(c.key for c in who_runs if c.driver == driver)
         for callers in CALLERS:
             who = "1 caller" if callers == 1 else f"{callers} callers"
             kind = "thread" if library == "threads" else "task"
@@ -431,6 +487,7 @@ class Config:
     slices: int = 5
     drain_timeout: float = 10.0
     quick: bool = False
+    variants: bool = False  # also the diagnostic respool variants (VARIANTS)
 
 
 @dataclass
@@ -650,7 +707,7 @@ def run(cfg: Config, log: Callable[[str], None], only: set[str] | None = None) -
                 notes.append(note)
                 log(note)
     active = []
-    for scn in scenarios():
+    for scn in scenarios(cfg.variants):
         if only is not None and scn.id not in only and scn.driver not in only:
             continue
         rows = [BY_KEY[k] for k in scn.contenders if k not in skipped]
@@ -945,6 +1002,11 @@ def _target_line(t: dict[str, Any]) -> str:
     return f"{t['status']}  {t['name']}: respool's p99 is {shown} {sign} 1.0x theirs"
 
 
+def _tally(results: dict[str, Any]) -> str:
+    statuses = [t["status"] for t in results["targets"]]
+    return ", ".join(f"{statuses.count(s)} {s}" for s in ("PASS", "FAIL", "SKIP") if s in statuses)
+
+
 def _noise_line(results: dict[str, Any]) -> str:
     n = results["noise"]
     if n["ops_worst"] is None:
@@ -977,7 +1039,7 @@ def text(results: dict[str, Any]) -> str:
             return "  " + "  ".join(parts).rstrip()
 
         lines += [fmt(HEAD), "  " + "  ".join("-" * w for w in widths), *map(fmt, rows)]
-    lines += ["", "targets"]
+    lines += ["", f"targets: {_tally(results)}"]
     lines += [f"  {_target_line(t)}" for t in results["targets"]]
     lines += ["", _noise_line(results)]
     return "\n".join(lines)
@@ -1018,7 +1080,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"respool's `check` ran {checks} times in the whole run (only a connection idle "
         "longer than `check_interval`, 0.5 s, is checked).",
     ]
-    lines += ["", "Targets (respool >= 1.0x the driver's own pool, and a p99 no worse):", ""]
+    lines += [
+        "",
+        f"Targets (respool >= 1.0x the driver's own pool, and a p99 no worse): {_tally(results)}.",
+        "",
+    ]
     lines += [f"- {_target_line(t)}" for t in results["targets"]]
     lines += ["", f"*{_noise_line(results)}.*"]
     return "\n".join(lines)
@@ -1042,6 +1108,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help=f"markdown file whose block between {START} and {END} is rewritten "
         "(default docs/performance.md)",
+    )
+    p.add_argument(
+        "--variants",
+        action="store_true",
+        help="also respool with its reset hook dropped or moved into the lease body "
+        "(diagnostics: what the hook path costs)",
     )
     p.add_argument("--no-output", action="store_true", help="print only, write no file")
     p.add_argument(
@@ -1067,13 +1139,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg.rounds = max(1, args.rounds)
     if args.window is not None:
         cfg.window = args.window
+    cfg.variants = args.variants
 
     def default(path: str | None, fallback: str) -> Path | None:
         if args.no_output:
             return None
         if path is not None:
             return Path(path)
-        return None if cfg.quick or args.only else ROOT / fallback
+        return None if cfg.quick or args.only or cfg.variants else ROOT / fallback
 
     json_path = default(args.json, "benchmarks/servers.json")
     md_path = default(args.markdown, "docs/performance.md")
