@@ -195,24 +195,26 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_markdown(path: Path, block: str) -> None:
-    """Rewrite what lies between the results markers in ``path`` (appended if absent).
+def update_markdown(path: Path, block: str, start: str = START, end: str = END) -> None:
+    """Rewrite what lies between the markers in ``path`` (appended if absent).
 
-    Each marker must stand on a line of its own, once: a marker quoted inside
-    a sentence or a table is left alone.
+    The markers are the results block's unless ``start`` and ``end`` name
+    others (``benchmarks/servers.py`` has its own).  Each marker must stand
+    on a line of its own, once: a marker quoted inside a sentence or a table
+    is left alone.
     """
     old = path.read_text() if path.exists() else ""
     lines = old.splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if line.strip() == START]
-    ends = [i for i, line in enumerate(lines) if line.strip() == END]
-    fresh = f"{START}\n{block}\n{END}\n"
+    starts = [i for i, line in enumerate(lines) if line.strip() == start]
+    ends = [i for i, line in enumerate(lines) if line.strip() == end]
+    fresh = f"{start}\n{block}\n{end}\n"
     if not starts and not ends:
         new = (old.rstrip() + "\n\n" if old else "") + fresh
     elif len(starts) == 1 and len(ends) == 1 and starts[0] < ends[0]:
         new = "".join(lines[: starts[0]]) + fresh + "".join(lines[ends[0] + 1 :])
     else:
         raise ValueError(
-            f"{path}: expected one {START} line before one {END} line, "
+            f"{path}: expected one {start} line before one {end} line, "
             f"found {len(starts)} and {len(ends)}"
         )
     path.write_text(new)

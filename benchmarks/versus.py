@@ -4,6 +4,7 @@
     python benchmarks/versus.py --base v0.3 --head main --rounds 15 --json out.json
     python benchmarks/versus.py --base main --callgrind   # instructions per op
     python benchmarks/versus.py --base HEAD --callgrind --head-metrics   # metrics=True, cost
+    python benchmarks/versus.py --features [--callgrind]  # the lifecycle features' cost
 
 ``src/respool`` of ``--base`` is exported (``git archive``) to a temporary
 folder as the package ``respool_base``; ``--head`` is another ref (exported
@@ -36,6 +37,11 @@ costs ~3 % on c-lease, say), so each runs in ``--layouts`` layouts (padding
 allocated first, another hash seed) and the table keeps the least per op,
 with the most/least spread.  Instructions are not time (cache misses count
 for nothing), but work added on a hot path shows for sure.
+
+``--features`` (issue 16, item 5): no second version; "base" is this work
+tree's pool with no lifecycle feature, "head" the same pool with
+``min_size=10``, ``idle_timeout=60`` and its maintainer running (``open()``),
+so head/base is what those features cost the hot path (limit: 5 %).
 """
 
 from __future__ import annotations
@@ -67,6 +73,9 @@ PATHS = ("a", "a-lease", "c", "c-lease", "e", "f-a")
 SINGLE = ("a", "a-lease", "c", "c-lease", "f-a")  # callgrind's: one thread each
 GATED = ("a", "c", "e", "f-a")  # a refactor may not make these more than 3 % slower
 LIMIT = 0.97
+FEATURE_PATHS = ("a", "a-lease", "c", "c-lease")  # --features: bench.py's scenarios a and c
+FEATURE_LIMIT = 0.95  # the lifecycle features may cost the hot path at most 5 %
+FEATURES = {"min_size": 10, "idle_timeout": 60.0}  # and open(): the maintainer runs
 CHUNK = 1000  # ops between two looks at the clock
 WARM_SECONDS = 0.1
 TABLE = "{:8} {:>12} {:>12} {:>10} {:>7} {:>7}"
@@ -90,6 +99,7 @@ class Version:
     name: str  # the package name it is imported under
     where: Path  # the folder holding that package
     pkg: types.ModuleType | None = None
+    features: bool = False  # --features: min_size, idle_timeout and a running maintainer
 
 
 def _git(*args: str) -> str:
@@ -201,14 +211,26 @@ def _extra(pkg: Any) -> dict[str, Any]:
     return {"metrics": True} if head and os.environ.get("VERSUS_HEAD_METRICS") else {}
 
 
-def measure(pkg: Any, path: str, seconds: float | None, counts: tuple[int, ...] = ()) -> float:
-    """ops/s of ``path`` on ``pkg`` over ``seconds``; ``None``: run ``counts`` ops, settling."""
+def measure(
+    pkg: Any,
+    path: str,
+    seconds: float | None,
+    counts: tuple[int, ...] = (),
+    features: bool = False,
+) -> float:
+    """ops/s of ``path`` on ``pkg`` over ``seconds``; ``None``: run ``counts`` ops, settling.
+
+    ``features``: the pool has :data:`FEATURES` and is opened (its maintainer runs).
+    """
     if path == "e":
-        assert seconds is not None
+        assert seconds is not None and not features
         return _eight_threads(pkg, seconds)
+    options = FEATURES if features else {}
     if path in ("c", "c-lease"):
-        pool = pkg.Pool(Resource, None, pool_size=10, **_extra(pkg))
+        pool = pkg.Pool(Resource, None, pool_size=10, **options, **_extra(pkg))
         pool.prefill(timeout=math.inf)  # no deadline: no helper threads
+        if features:
+            pool.open(wait=True, timeout=math.inf)
 
         def chunk(n: int) -> None:
             if path == "c":
@@ -230,8 +252,10 @@ def measure(pkg: Any, path: str, seconds: float | None, counts: tuple[int, ...] 
             pool.dispose()
 
     async def main() -> float:
-        pool = pkg.AsyncPool(amake, None, pool_size=10, **_extra(pkg))
+        pool = pkg.AsyncPool(amake, None, pool_size=10, **options, **_extra(pkg))
         await pool.prefill(timeout=math.inf)
+        if features:
+            await pool.open(wait=True, timeout=math.inf)
 
         async def chunk(n: int) -> None:
             if path == "a-lease":
@@ -296,7 +320,7 @@ def wallclock(versions: list[Version], paths: list[str], rounds: int, seconds: f
     for r in range(rounds):
         for path in paths:
             for v in versions if r % 2 == 0 else versions[::-1]:
-                rates[path][v.key].append(measure(v.pkg, path, seconds))
+                rates[path][v.key].append(measure(v.pkg, path, seconds, features=v.features))
         print(f"round {r + 1}/{rounds} done", file=sys.stderr)
     out = {}
     print(TABLE.format("path", "base ops/s", "head ops/s", "head/base", "min", "max"))
@@ -305,14 +329,21 @@ def wallclock(versions: list[Version], paths: list[str], rounds: int, seconds: f
         base, head, ratio = (statistics.median(x) for x in (by["base"], by["head"], ratios))
         out[path] = {"ops_s": by, "ratios": ratios, "median_base": base, "median_head": head}
         out[path] |= {"median_ratio": ratio, "min_ratio": min(ratios), "max_ratio": max(ratios)}
-        flag = "  <- over the 3 % limit" if path in GATED and ratio < LIMIT else ""
+        flag = _flag(versions, path, ratio)
         cells = (f"{base:,.0f}", f"{head:,.0f}", f"{ratio:.3f}", f"{min(ratios):.3f}")
         print(TABLE.format(path, *cells, f"{max(ratios):.3f}") + flag)
     return out
 
 
+def _flag(versions: list[Version], path: str, ratio: float) -> str:
+    """The limit a head/base ratio (of speeds) breaks, if any."""
+    if versions[1].features:
+        return "  <- over the 5 % limit" if ratio < FEATURE_LIMIT else ""
+    return "  <- over the 3 % limit" if path in GATED and ratio < LIMIT else ""
+
+
 def _child(v: Version, path: str, warm: int, ops: int, layout: int) -> list[str]:
-    args = [str(v.where), v.name, path, str(warm), str(ops), str(layout)]
+    args = [str(v.where), v.name, path, str(warm), str(ops), str(layout), str(int(v.features))]
     return [sys.executable, __file__, "--child", *args]
 
 
@@ -358,7 +389,7 @@ def callgrind(
         }
         base, head = min(per_op["base"]), min(per_op["head"])
         spreads = [f"{max(per_op[key]) / min(per_op[key]):.3f}" for key in ("base", "head")]
-        flag = "  <- over the 3 % limit" if path in GATED and head / base > 1 / LIMIT else ""
+        flag = _flag(versions, path, base / head)
         cells = (f"{base:,.1f}", f"{head:,.1f}", f"{head / base:.4f}", *spreads)
         print(TABLE.format(path, *cells) + flag)
         out[path] = {"base_ir_per_op": base, "head_ir_per_op": head, "ratio": head / base}
@@ -369,7 +400,13 @@ def callgrind(
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--base", required=True, help="git ref of the version to compare against")
+    p.add_argument("--base", help="git ref of the version to compare against")
+    p.add_argument(
+        "--features",
+        action="store_true",
+        help="instead of --base: this tree without and with min_size, idle_timeout and "
+        "a running maintainer (paths a, a-lease, c, c-lease)",
+    )
     p.add_argument("--head", default="worktree", help="git ref, or 'worktree' (the default)")
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--seconds", type=float, default=0.5, help="per path, version and round")
@@ -381,17 +418,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--head-metrics", action="store_true", help="head's pools: metrics=True")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
     args = p.parse_args(argv)
+    if (args.base is None) is not args.features:
+        p.error("give --base REF or --features, one of them")
+    if args.features and args.paths == ",".join(PATHS):
+        args.paths = ",".join(FEATURE_PATHS)
     paths = [path for path in args.paths.split(",") if path]
     if args.head_metrics:
         os.environ["VERSUS_HEAD_METRICS"] = "1"  # read by _extra, here and in the children
+    if args.features and (bad := set(paths) - set(FEATURE_PATHS)):
+        p.error(f"--features measures {FEATURE_PATHS}, not {sorted(bad)}")
     if unknown := set(paths) - set(PATHS):
         p.error(f"unknown paths {sorted(unknown)}")
     if args.callgrind:
         paths = [path for path in paths if path in SINGLE]
     tmp = Path(tempfile.mkdtemp(prefix="versus-"))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    versions = [export(args.base, "base", tmp)]
-    versions.append(worktree() if args.head == "worktree" else export(args.head, "head", tmp))
+    if args.features:
+        tree = worktree()
+        versions = [
+            Version("base", f"{tree.label}, no lifecycle feature", tree.name, tree.where),
+            Version("head", f"{tree.label}, {FEATURES} and open()", tree.name, tree.where),
+        ]
+        versions[1].features = True
+    else:
+        versions = [export(args.base, "base", tmp)]
+        versions.append(worktree() if args.head == "worktree" else export(args.head, "head", tmp))
     for v in versions:
         v.pkg = load(v)
         print(f"{v.key}: {v.label}, as {v.name}", file=sys.stderr)
@@ -406,9 +457,10 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:  # under callgrind: one version, one path, a fixed count
-        where, name, path, warm, ops, layout = sys.argv[2:]
+        where, name, path, warm, ops, layout, features = sys.argv[2:]
         pad = ["." * (i % 61) for i in range(int(layout) * 1000)]  # moves what comes next
         sys.path.insert(0, where)
-        measure(importlib.import_module(name), path, None, (int(warm), int(ops)))
+        package = importlib.import_module(name)
+        measure(package, path, None, (int(warm), int(ops)), features=features == "1")
     else:
         main()

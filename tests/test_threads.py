@@ -317,6 +317,8 @@ def test_a_late_none_from_the_factory_is_logged_and_frees_the_slot(
     with caplog.at_level(logging.ERROR, logger="respool"):
         gate.set()
         wait_until(lambda: pool.stats().creating == 0)
+        # the line is logged just after the slot is freed, in the factory's thread
+        wait_until(lambda: any("discarding" in r.getMessage() for r in caplog.records))
     record = next(r for r in caplog.records if "discarding" in r.getMessage())
     assert record.exc_info is not None
     assert "the factory returned None" in str(record.exc_info[1])
@@ -393,6 +395,8 @@ def test_a_late_duplicate_is_logged_with_its_error(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.ERROR, logger="respool"):
         gate.set()
         wait_until(lambda: pool.stats().creating == 0)
+        # the line is logged just after the slot is freed, in the factory's thread
+        wait_until(lambda: any("discarding" in r.getMessage() for r in caplog.records))
     record = next(r for r in caplog.records if "discarding" in r.getMessage())
     assert record.exc_info is not None
     assert "already holds" in str(record.exc_info[1])

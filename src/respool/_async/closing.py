@@ -267,7 +267,8 @@ class Closer(Generic[T]):
 
     async def run_reset(self, entry: Entry[T]) -> Entry[T] | None:
         """Run ``reset`` on a released resource; pool it, or return it to be closed."""
-        reset = cast(AsyncCheck[T], self._reset)
+        reset = self._reset  # (a cast() with a subscript here cost 2 µs per release)
+        assert reset is not None
         call = AsyncBoundedCall(
             functools.partial(reset, entry.held()),
             functools.partial(self.overran, entry, True),
