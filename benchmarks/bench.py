@@ -21,10 +21,8 @@ import datetime
 import gc
 import itertools
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -738,36 +736,6 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "commit": commit,
-    }
-
-
 def assemble(
     cfg: Config,
     active: list[tuple[Scenario, list[Contender]]],
@@ -842,7 +810,7 @@ def assemble(
     results: dict[str, Any] = {
         "meta": {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": _machine(),
+            "machine": report.machine(ROOT),
             "versions": _versions(),
             "config": asdict(cfg),
             "bench_seconds": round(bench_seconds, 1),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -448,3 +451,40 @@ def _memory_panel(ax: Any, mem: list[dict[str, Any]], n: int) -> None:
             textcoords="offset points",
         )
     ax.set_xlim(0, max(m["bytes_per_resource"] for m in mem) * 1.18)
+
+
+def machine(root: Path, *, load: bool = False) -> dict[str, Any]:
+    """What a run was measured on: Python, CPU, the commit, and (``load``) the load average."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    found: dict[str, Any] = {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "commit": commit,
+    }
+    if load:
+        try:
+            found["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        except OSError:
+            found["load_average"] = []
+    return found

@@ -45,7 +45,6 @@ import os
 import platform
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -784,41 +783,6 @@ def _server_versions() -> dict[str, str]:
     return out
 
 
-def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    try:
-        load = list(os.getloadavg())
-    except OSError:
-        load = []
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "commit": commit,
-        "load_average": [round(x, 2) for x in load],
-    }
-
-
 def assemble(
     cfg: Config,
     active: list[tuple[Scenario, list[Contender]]],
@@ -882,7 +846,7 @@ def assemble(
     results: dict[str, Any] = {
         "meta": {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": _machine(),
+            "machine": report.machine(ROOT, load=True),
             "servers": _server_versions(),
             "versions": _versions(),
             "config": asdict(cfg),
@@ -942,23 +906,8 @@ def noise(results: dict[str, Any]) -> dict[str, Any]:
 # -- reports ----------------------------------------------------------------------------
 
 
-def _ops(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
-
-
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}" if value < 10 else f"{value:.1f}"
-
-
-def _x(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}x"
-
-
-def _spread(samples: list[float]) -> str:
-    if len(samples) < 2:
-        return ""
-    mid = sorted(samples)[len(samples) // 2]
-    return f"±{(max(samples) - min(samples)) / 2 / mid * 100:.0f}%"
 
 
 HEAD = [
@@ -979,14 +928,14 @@ def _cells(scn: dict[str, Any], row: dict[str, Any]) -> list[str]:
     note = f"error: {row['error']}" if row["error"] else ""
     return [
         row["label"] + (f" ({note})" if note else ""),
-        _ops(row["ops_per_s"]),
-        _spread(row["samples"]),
+        report._ops(row["ops_per_s"]),
+        report._spread(row["samples"]),
         _ms(row["p50_ms"]),
         _ms(row["p99_ms"]),
         _ms(row["max_ms"]),
         "" if row["slowest_share"] is None else f"{row['slowest_share']:.2f}",
-        _x(pair["ratio"]) if pair else "",
-        _x(pair["p99_ratio"]) if pair else "",
+        report._x(pair["ratio"]) if pair else "",
+        report._x(pair["p99_ratio"]) if pair else "",
     ]
 
 
