@@ -61,6 +61,7 @@ NAMES = {
     "AsyncCheck": "Check",
     "async_sleep_until": "sleep_until",
     "async_call_within": "call_within",
+    "async_cleanup_call": "cleanup_call",
     # tests
     "AsyncResources": "Resources",
     "AsyncNursery": "Nursery",

@@ -91,6 +91,131 @@ async def test_cancelled_while_closing_on_release_still_closes_and_frees_the_slo
     assert (stats.size, stats.closed, stats.leased) == (0, 1, 0)
 
 
+# A reset runs unshielded up to its first suspension (a shield costs microseconds on
+# asyncio), then inside a shield: these hold it to "cancellation does not interrupt it".
+
+
+class Awaiting:
+    """An awaitable that is not a coroutine: it runs ``coro`` through ``__await__``."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self.coro = coro
+
+    def __await__(self) -> Any:
+        return self.coro.__await__()
+
+
+@pytest.mark.parametrize("kind", ["coroutine", "other awaitable"])
+async def test_a_reset_that_suspends_finishes_although_its_releaser_is_cancelled(
+    kind: str,
+) -> None:
+    steps: list[str] = []
+
+    async def reset(resource: Resource) -> None:
+        steps.append("began")
+        for _ in range(3):
+            await anyio.sleep(0.01)  # each one a point a cancellation could land on
+        steps.append("ended")
+
+    def as_given(resource: Resource) -> Any:
+        return reset(resource) if kind == "coroutine" else Awaiting(reset(resource))
+
+    res = AsyncResources()
+    pool = res.pool(pool_size=1, reset=as_given)
+    resource = await pool.acquire()
+    with anyio.CancelScope() as scope:
+        scope.cancel()  # pending before the release starts: its first await would see it
+        await pool.release(resource)
+        await anyio.sleep(1)  # the release did not swallow the cancellation: here it lands
+    assert scope.cancelled_caught
+    assert steps == ["began", "ended"]
+    assert not resource.closed
+    assert await pool.acquire(timeout=0) is resource  # pooled, not closed
+    await pool.release(resource)
+    res.assert_settled(pool)
+
+
+async def test_a_reset_that_never_suspends_pools_the_resource_in_a_cancelled_scope() -> None:
+    resets: list[Resource] = []
+
+    async def reset(resource: Resource) -> None:
+        resets.append(resource)
+
+    res = AsyncResources()
+    pool = res.pool(pool_size=1, reset=reset)
+    resource = await pool.acquire()
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await pool.release(resource)  # no checkpoint: nothing here yields
+    assert not scope.cancelled_caught
+    assert resets == [resource] and not resource.closed
+    assert pool.stats().idle == 1
+    res.assert_settled(pool)
+
+
+@pytest.mark.parametrize("when", ["before suspending", "after suspending"])
+async def test_a_reset_that_raises_closes_its_resource_and_frees_the_slot(when: str) -> None:
+    async def reset(resource: Resource) -> None:
+        if when == "after suspending":
+            await anyio.sleep(0.01)
+        raise ConnectionAbortedError("rollback failed")
+
+    res = AsyncResources()
+    pool = res.pool(pool_size=1, reset=reset)
+    resource = await pool.acquire()
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await pool.release(resource)
+    assert resource.closed
+    stats = pool.stats()
+    assert (stats.broken, stats.closed, stats.size) == (1, 1, 0), stats
+    async with pool.lease(timeout=1) as fresh:
+        assert fresh is not resource
+    res.assert_settled(pool)
+
+
+async def test_a_reset_refusing_after_suspending_closes_its_resource_quietly() -> None:
+    async def reset(resource: Resource) -> bool:
+        await anyio.sleep(0.01)
+        return False
+
+    res = AsyncResources()
+    pool = res.pool(pool_size=1, reset=reset)
+    async with pool.lease() as resource:
+        pass
+    assert resource.closed and pool.stats().broken == 1
+    res.assert_settled(pool)
+
+
+def test_asyncio_task_cancel_during_a_suspended_reset_closes_the_resource() -> None:
+    """asyncio's own ``Task.cancel()`` goes through shields: the reset is cut short, so its
+    resource is closed as untrusted, and the slot is freed."""
+
+    async def main() -> None:
+        started = asyncio.Event()
+
+        async def reset(resource: Resource) -> None:
+            started.set()
+            await asyncio.sleep(10)
+
+        res = AsyncResources()
+        pool = res.pool(pool_size=1, reset=reset)
+        resource = await pool.acquire()
+        task = asyncio.ensure_future(pool.release(resource))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert resource.closed
+        stats = pool.stats()
+        assert (stats.leased, stats.size, stats.broken) == (0, 0, 1), stats
+        async with pool.lease(timeout=1) as fresh:
+            assert fresh is not resource
+        res.assert_settled(pool)
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize("handed", ["resource", "slot"])
 async def test_a_waiter_cancelled_as_it_is_served_passes_it_on(handed: str) -> None:
     res = AsyncResources()

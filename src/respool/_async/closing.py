@@ -26,6 +26,7 @@ from .._synchronization import (
     AsyncLoopGuard,
     AsyncShield,
     NotAwaitableError,
+    async_cleanup_call,
     async_ki_protected,
 )
 from .._types import AsyncCheck, AsyncReleaser
@@ -269,20 +270,25 @@ class Closer(Generic[T]):
         """Run ``reset`` on a released resource; pool it, or return it to be closed."""
         reset = self._reset  # (a cast() with a subscript here cost 2 µs per release)
         assert reset is not None
-        call = AsyncBoundedCall(
-            functools.partial(reset, entry.held()),
-            functools.partial(self.overran, entry, True),
-            self._state.clock,
-            self._helpers,
-        )
+        call: AsyncBoundedCall[object] | None = None
         error: BaseException | None = None
         try:
-            with AsyncShield():
-                if await call.run(self._cleanup_deadline(), start=True) is False:
-                    error = _RESET_REFUSED
+            if self._cleanup_timeout is None:  # unbounded: called inline, nothing to build
+                verdict = await async_cleanup_call(reset, entry.held())
+            else:
+                call = AsyncBoundedCall(
+                    functools.partial(reset, entry.held()),
+                    functools.partial(self.overran, entry, True),
+                    self._state.clock,
+                    self._helpers,
+                )
+                with AsyncShield():
+                    verdict = await call.run(self._cleanup_deadline(), start=True)
+            if verdict is False:
+                error = _RESET_REFUSED
         except BaseException as exc:
             error = exc
-        if call.detached:  # threads: the reset goes on; overran() closes it when done
+        if call is not None and call.detached:  # threads: the reset goes on; overran() closes it
             if isinstance(error, Exception):
                 return None
             raise cast(BaseException, error)

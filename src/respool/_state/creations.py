@@ -153,7 +153,7 @@ class Creations(Ledger[T]):
 
     def _taken(self, waiter: Waiter[T]) -> Entry[T] | Vet[T]:
         """The resource handed to a waiter is its caller's now."""
-        entry = cast(Entry[T], waiter.entry)
+        entry = cast("Entry[T]", waiter.entry)
         entry.handed = None
         if waiter.fresh:
             return entry

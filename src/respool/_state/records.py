@@ -62,7 +62,7 @@ class Entry(Generic[T]):
         """The resource, also while lent out; ``None`` once it was garbage-collected."""
         if self.resource is not None or self.ref is None:
             return self.resource
-        return cast(T | None, self.ref())
+        return cast("T | None", self.ref())
 
     def holds(self, resource: object) -> bool:
         """Whether ``resource`` is this record's resource (also while lent out)."""

@@ -95,7 +95,7 @@ class Creator(Generic[T]):
         while True:
             todo, waiter = state.next_creation(waiter, deadline.at, lease)
             if isinstance(todo, float):  # the backoff: wait it out in line, then look again
-                self._wait_out_backoff(cast(Waiter[T], waiter), todo, deadline, lease)
+                self._wait_out_backoff(cast("Waiter[T]", waiter), todo, deadline, lease)
                 continue
             if not isinstance(todo, Creation):
                 return todo

@@ -24,8 +24,10 @@ from .calls import (
     Shield,
     async_call_within,
     async_callable_check,
+    async_cleanup_call,
     call_within,
     callable_check,
+    cleanup_call,
 )
 from .events import AsyncEvent, Event, async_sleep_until, sleep_until
 from .guards import AsyncLoopGuard, LoopGuard
@@ -71,11 +73,13 @@ __all__ = [
     "NotAwaitableError",
     "Shield",
     "StateLock",
+    "async_cleanup_call",
     "async_call_within",
     "async_callable_check",
     "async_ki_protected",
     "async_sleep_until",
     "async_wrap_sigint_handler",
+    "cleanup_call",
     "call_within",
     "callable_check",
     "interrupt_pending",

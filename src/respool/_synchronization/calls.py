@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from types import CoroutineType
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -22,7 +24,7 @@ from .._checks import check_callable, check_not_async
 from .._reprs import qualname, show
 from .events import Event
 from .helpers import AsyncHelpers, Helpers
-from .interrupts import _call_out, ki_protected
+from .interrupts import _CALLS_OUT, _call_out, _mark, ki_protected
 
 T = TypeVar("T")
 
@@ -34,9 +36,12 @@ def AsyncShield() -> contextlib.AbstractContextManager[Any]:
     return anyio.CancelScope(shield=True)
 
 
+_NOTHING = contextlib.nullcontext()  # reusable: one is enough for every thread
+
+
 def Shield() -> contextlib.AbstractContextManager[Any]:
     """Threads cannot be cancelled: nothing to shield from."""
-    return contextlib.nullcontext()
+    return _NOTHING
 
 
 # -- a call bounded by a deadline ----------------------------------------------
@@ -223,6 +228,34 @@ class BoundedCall(Generic[T]):
             self._adopt(*outcome)
         else:
             self._done.set()
+
+
+# -- cleanup with no deadline ----------------------------------------------------
+
+
+async def async_cleanup_call(fn: Callable[[T], Awaitable[Any]], arg: T) -> Any:
+    """Await ``fn(arg)`` (cleanup: user code with no deadline), shielded from cancellation.
+
+    ``AsyncBoundedCall``'s work without a deadline, and without the objects
+    a deadline needs.  (Running the call unshielded up to its first
+    suspension would save the shield's cost, but a cancel scope the call
+    enters before suspending would then sit outside the shield: trio
+    refuses that nesting, and anyio's scopes would let the cancellation in.)
+    """
+    with AsyncShield():
+        awaitable = fn(arg)
+        if type(awaitable) is not CoroutineType and not inspect.isawaitable(awaitable):
+            raise NotAwaitableError(functools.partial(fn, arg), type(awaitable).__name__)
+        return await awaitable
+
+
+def cleanup_call(fn: Callable[[T], Any], arg: T) -> Any:
+    """``fn(arg)``, where ``fn`` is user code, from protected code (see ``_call_out``);
+    a thread cannot be cancelled, so there is nothing to shield it from."""
+    return fn(arg)
+
+
+_mark(cleanup_call, _CALLS_OUT)
 
 
 # -- work that outlives the caller who started it ----------------------------
