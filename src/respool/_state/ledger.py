@@ -21,6 +21,7 @@ caller holds it; the others take it themselves (puddle's habit).
 
 from __future__ import annotations
 
+import functools
 import random
 import warnings
 import weakref
@@ -45,9 +46,9 @@ T = TypeVar("T")
 RECYCLE_JITTER = 0.05  # each resource's pool_recycle is cut by up to this fraction
 
 
-def on_lost(ref: LostRef) -> None:
+def on_lost(state_ref: weakref.ref[Any], ref: LostRef) -> None:
     """A leased resource was garbage-collected: its holder never released it."""
-    state = ref.state()
+    state = state_ref()
     if state is not None and state.owner() is not None:  # a pool dropped says nothing
         state.lost_one(ref.entry)
 
@@ -75,7 +76,7 @@ class Ledger(Generic[T]):
     """
 
     __slots__ = (
-        "__weakref__", "_max_backoff", "_new_lock", "_plain", "_pop_idle", "_self_ref",
+        "__weakref__", "_max_backoff", "_new_lock", "_on_lost", "_plain", "_pop_idle",
         "acquired", "alive", "asks_is_closed", "backoff", "base", "broken", "call_soon",
         "cancelled", "cap", "check_interval", "checks", "chore_event", "clock", "close_errors",
         "closed", "closed_count", "closes", "create_errors", "created", "creating", "creations",
@@ -132,7 +133,7 @@ class Ledger(Generic[T]):
         self.lost: deque[Entry[T]] = deque()
         self.generation = 0  # recycle(force=True) bumps it: older resources are retired
         self.closed = False
-        self._self_ref = weakref.ref(self)
+        self._on_lost = functools.partial(on_lost, weakref.ref(self))  # one for every LostRef
         self.owner: Callable[[], object] = _always  # the pool, weakly (set by the face)
         self._start_empty()
 
@@ -380,12 +381,11 @@ class Ledger(Generic[T]):
         expires_at = now + self.recycle * (1.0 - RECYCLE_JITTER * random.random())
         entry = Entry(resource, id(resource), expires_at, generation, now)
         try:
-            ref = LostRef(resource, on_lost)
+            ref = LostRef(resource, self._on_lost)
         except TypeError:
             pass  # no weak references to this type: a dropped lease goes unnoticed
         else:
             ref.entry = entry
-            ref.state = self._self_ref
             entry.ref = ref
         self.alive[entry.key] = entry
         self.created += 1

@@ -18,15 +18,16 @@ REASONS = ("recycled", "idle", "check_failed", "reset_failed", "discarded", "dis
 class LostRef(weakref.ref):  # type: ignore[type-arg]
     """A weak reference to a leased resource that knows its record and pool state.
 
-    Its callback runs when a holder drops the resource without releasing it.
+    Its callback, one per pool state (which it holds weakly: a pool's
+    resources must not keep it alive), runs when a holder drops the resource
+    without releasing it.
     """
 
-    __slots__ = ("entry", "state")
+    __slots__ = ("entry",)
     entry: Entry[Any]
-    state: weakref.ref[Any]  # weakly: a pool's resources must not keep it alive
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, weakref_slot=False)  # nothing refers to a record weakly
 class Entry(Generic[T]):
     """One live resource and what the pool knows about it.
 
