@@ -62,6 +62,7 @@ RANKS: dict[str, int] = {
     "respool._state.records": 10,
     "respool._state.steps": 11,
     "respool._state.reports": 11,
+    "respool._state.lost": 11,
     "respool._state.ledger": 12,
     "respool._state.closings": 13,
     "respool._state.creations": 13,

@@ -23,8 +23,9 @@ from typing import TypeVar
 from .backoff import Backoff
 from .closings import Closings
 from .creations import Creations
-from .ledger import Ledger, on_lost
+from .ledger import Ledger
 from .line import Line
+from .lost import LostLeases, on_lost
 from .returns import Returns
 from .sizing import Sizing
 from .tallies import Tallies
@@ -40,6 +41,18 @@ class PoolState(Creations[T], Returns[T], Closings[T], Sizing[T], Upkeep[T], Tal
 
 
 # Everything here that runs code: the threaded face marks it for its Ctrl-C protection.
-CODE = (Backoff, Closings, Creations, Ledger, Line, Returns, Sizing, Tallies, Upkeep, on_lost)
+CODE = (
+    Backoff,
+    Closings,
+    Creations,
+    Ledger,
+    Line,
+    LostLeases,
+    Returns,
+    Sizing,
+    Tallies,
+    Upkeep,
+    on_lost,
+)
 
 __all__ = ["CODE", "PoolState"]

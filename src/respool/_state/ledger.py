@@ -23,20 +23,20 @@ from __future__ import annotations
 
 import functools
 import random
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from .._config import Settings
 from .._errors import PoolClosed, PoolExhausted, TimeoutFacts, closed_message, exhausted_message
-from .._leaks import Leaks, site_line
+from .._leaks import Leaks
 from .._metrics import Metrics
 from .._stats import PoolStats
 from ..events import Hooks
 from .backoff import Backoff
 from .line import Line, Waiter
+from .lost import LostLeases, on_lost
 from .records import DISPOSED, RECYCLED, SURPLUS, Entry, LostRef
 from .reports import facts, snapshot
 from .steps import SLOT, Creation, Stale, Step, Vet
@@ -44,13 +44,6 @@ from .steps import SLOT, Creation, Stale, Step, Vet
 T = TypeVar("T")
 
 RECYCLE_JITTER = 0.05  # each resource's pool_recycle is cut by up to this fraction
-
-
-def on_lost(state_ref: weakref.ref[Any], ref: LostRef) -> None:
-    """A leased resource was garbage-collected: its holder never released it."""
-    state = state_ref()
-    if state is not None and state.owner() is not None:  # a pool dropped says nothing
-        state.lost_one(ref.entry)
 
 
 def unbound_event() -> Any:
@@ -65,7 +58,7 @@ def run_now(fn: Callable[[], object]) -> None:
     fn()
 
 
-class Ledger(Generic[T]):
+class Ledger(LostLeases[T]):
     """The core of a pool's state: sans-I/O, the same object for both faces.
 
     It never awaits, never calls user code, never formats a resource, and
@@ -79,10 +72,10 @@ class Ledger(Generic[T]):
         "__weakref__", "_max_backoff", "_new_lock", "_on_lost", "_plain", "_pop_idle",
         "acquired", "alive", "asks_is_closed", "backoff", "base", "broken", "call_soon",
         "cancelled", "cap", "check_interval", "checks", "chore_event", "clock", "close_errors",
-        "closed", "closed_count", "closes", "create_errors", "created", "creating", "creations",
+        "closed", "closes", "create_errors", "created", "creating", "creations",
         "exhausted", "fill", "generation", "hooks", "idle", "idle_timeout", "keepalive", "kept",
         "kind", "last_error", "last_error_at", "leaks", "leased", "limit", "line", "lock",
-        "lost", "lost_count", "made_for", "maintained", "max_waiting", "metrics", "min_size",
+        "made_for", "maintained", "max_waiting", "metrics", "min_size",
         "new_event", "owed", "owner", "plain", "recycle", "refused", "resets", "served",
         "slots", "stopping", "sweeps", "timeouts", "upkeep", "vets", "waited",
         "wakes_from_any_thread"
@@ -390,50 +383,6 @@ class Ledger(Generic[T]):
         self.alive[entry.key] = entry
         self.created += 1
         return entry
-
-    # -- leases dropped unreleased ---------------------------------------------------
-
-    def lost_one(self, entry: Entry[T]) -> None:
-        """Weak-reference callback: a holder dropped ``entry``'s resource unreleased.
-
-        It may run inside any allocation, even one made under the pool's own
-        lock, and in any thread (the cyclic GC runs wherever it is triggered),
-        so it never waits for the lock: if the lock is busy, recovery is
-        scheduled to run once the holder is done (a parked waiter must not
-        wait on a slot nobody will free).  A pool bound to a loop always
-        schedules it there: only on its own loop may a parked task be woken.
-        """
-        self.lost.append(entry)
-        if self.wakes_from_any_thread and self.lock.acquire(blocking=False):
-            try:
-                self._recover_lost()
-            finally:
-                self.lock.release()
-        else:
-            self.call_soon(self.recover_lost)
-        warnings.warn(
-            f"{self.kind}: a leased resource was garbage-collected without being "
-            f"released, so its slot was recovered; it was acquired at {site_line(entry.site)}. "
-            "Release or discard every resource you acquire, or use `lease()`",
-            ResourceWarning,
-            stacklevel=2,
-        )
-
-    def recover_lost(self) -> None:
-        with self.lock:
-            self._recover_lost()
-
-    def _recover_lost(self) -> None:
-        """Free the slots of leased resources their holders dropped unreleased."""
-        while self.lost:
-            entry = self.lost.popleft()
-            if self.alive.get(entry.key) is entry and entry.leased and entry.resource is None:
-                del self.alive[entry.key]
-                entry.ref = None
-                self._unlease(entry)
-                self.lost_count += 1
-                self.closed_count += 1
-                self._free_slot()
 
     # -- what the pool can say about itself ------------------------------------------
 
