@@ -91,6 +91,32 @@ async def test_cancelled_while_closing_on_release_still_closes_and_frees_the_slo
     assert (stats.size, stats.closed, stats.leased) == (0, 1, 0)
 
 
+async def test_a_newcomer_may_take_a_resource_released_while_the_oldest_waiter_is_young() -> None:
+    """Within the fairness window a returned resource goes idle: a caller asking before the
+    waiter runs takes it (no wait, no wake-up), and the waiter, woken to look, finds
+    nothing, waits on at the head of the line, and gets the next one."""
+    res = AsyncResources()
+    pool = res.pool(pool_size=1, fairness_window=60)
+    resource = await pool.acquire()
+    got: list[Resource] = []
+
+    async def waiter() -> None:
+        got.append(await pool.acquire(timeout=10))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await async_wait_until(lambda: pool.stats().waiting == 1)
+        await pool.release(resource)  # neither yields: the waiter has not run yet
+        assert await pool.acquire(timeout=0) is resource  # the newcomer took it
+        await async_wait_until(lambda: pool.stats().waiting == 1)  # it looked; it waits on
+        assert got == []
+        await pool.release(resource)
+        await async_wait_until(lambda: got == [resource])
+    await pool.release(resource)
+    assert pool.stats().timeouts == 0
+    res.assert_settled(pool)
+
+
 # A reset runs unshielded up to its first suspension (a shield costs microseconds on
 # asyncio), then inside a shield: these hold it to "cancellation does not interrupt it".
 

@@ -168,6 +168,7 @@ def make_settings(pool_size: int, **options: Any) -> Any:
         "discard_on": (),
         "fatal": None,
         "create_timeout": DEFAULT,
+        "fairness_window": 0.0,  # strict FIFO, unless a test says otherwise
     }
     values.update(options)
     return settings(**values)
@@ -185,7 +186,8 @@ def consistent(state: PoolState[Res]) -> None:
     for entry in state.idle:
         assert state.alive[entry.key] is entry and not entry.leased and entry.handed is None
     assert len({e.key for e in state.idle}) == len(state.idle)
-    assert not (state.idle and state.line.waiting)
+    # Idle resources and a waiter not creating: one waiter is on its way to look.
+    assert not (state.idle and state.line.waiting > state.line.creators) or state.nudged
 
 
 @pytest.fixture
@@ -1374,3 +1376,116 @@ def test_claim_and_its_locked_spelling_decide_alike(make, case):
             else:
                 assert rig.state.put_back(entry) is None
     assert outcomes[0] == outcomes[1], outcomes
+
+
+# -- the fairness window: newcomers may pass a young waiter, never an old one ----------------
+
+
+def test_a_release_while_the_oldest_waiter_is_young_goes_idle_and_wakes_it_to_look(make):
+    rig = make(1, fairness_window=0.005)
+    state = rig.state
+    rig.made(a)
+    held = rig.claimed()
+    waiter = rig.waiter()
+    rig.clock.now = 0.004  # it has waited 4 ms: young
+    rig.release(a)
+    assert list(state.idle) == [held] and waiter.entry is None
+    assert state.nudged is waiter and waiter.event.sets == 1
+    assert gauges(state) == gauge(size=1, idle=1)  # it left the line to look
+    assert rig.claimed() is held  # a newcomer asks first, and takes it
+    assert state.take(waiter, True) is waiter  # nothing left: back at the head of the line
+    assert state.nudged is None and waiter.event.sets == 0  # a fresh event to wait on
+    assert gauges(state) == gauge(size=1, leased=1, waiting=1)
+    rig.clock.now = 0.006  # it has waited 6 ms, counted from when it first joined
+    rig.release(a)
+    assert waiter.entry is held  # handed to it: no newcomer passes it now
+    assert state.take(waiter, True) is held
+
+
+def test_the_nudged_waiter_takes_the_idle_resource_when_it_looks_first(make):
+    rig = make(1, fairness_window=0.005)
+    state = rig.state
+    rig.made(a)
+    held = rig.claimed()
+    waiter = rig.waiter()
+    rig.release(a)
+    assert state.take(waiter, True) is held
+    assert state.nudged is None and gauges(state) == gauge(size=1, leased=1)
+    assert state.stats().acquired == 2
+
+
+def test_one_waiter_looks_at_a_time_and_the_next_looks_while_resources_stay_idle(make):
+    rig = make(2, fairness_window=0.005)
+    state = rig.state
+    rig.made(a)
+    rig.made(b)
+    first, second = rig.claimed(), rig.claimed()
+    w1, w2 = rig.waiter(), rig.waiter()
+    rig.release(first.current())
+    rig.release(second.current())
+    assert state.nudged is w1 and w2.event.sets == 0  # only one woken: no herd
+    assert len(state.idle) == 2
+    assert isinstance(state.take(w1, True), Entry)
+    assert state.nudged is w2 and w2.event.sets == 1  # one is still idle: the next looks
+    assert isinstance(state.take(w2, True), Entry)
+    assert state.nudged is None and gauges(state) == gauge(size=2, leased=2)
+
+
+@pytest.mark.parametrize("why", ["cancelled", "timed out"])
+def test_a_nudged_waiter_that_gives_up_wakes_the_next_to_look(make, why):
+    rig = make(1, fairness_window=0.005)
+    state = rig.state
+    rig.made(a)
+    held = rig.claimed()
+    w1, w2 = rig.waiter(), rig.waiter()
+    rig.release(a)
+    assert state.nudged is w1
+    if why == "cancelled":
+        assert state.abandon(w1) is None
+    else:  # its deadline came as it was woken: it still looks, and finds the resource
+        assert state.take(w1, False) is held
+        rig.release(a)
+        assert state.nudged is w2
+        return
+    assert state.nudged is w2 and w2.event.sets == 1
+    assert state.take(w2, True) is held
+    assert gauges(state) == gauge(size=1, leased=1)
+
+
+def test_no_newcomer_passes_a_waiter_creating_or_backing_off(make):
+    """With a creator in line, a returned resource goes to the oldest waiter, as ever."""
+    rig = make(2, fairness_window=0.005)
+    state = rig.state
+    rig.made(a)
+    held = rig.claimed()
+    _creation, creator = rig.creator()
+    assert state.line.creators == 1
+    rig.release(a)
+    assert creator.entry is held and not state.idle and state.nudged is None
+
+
+def test_a_waiter_nudged_when_the_pool_is_disposed_is_told_so(make):
+    rig = make(1, fairness_window=0.005)
+    state = rig.state
+    rig.made(a)
+    held = rig.claimed()
+    waiter = rig.waiter()
+    rig.release(a)
+    assert state.nudged is waiter
+    closing = state.close(gone=False)
+    assert closing is not None and closing[0] == [held]  # the idle one, to be closed
+    with pytest.raises(PoolClosed):
+        state.take(waiter, True)
+    assert state.nudged is None
+    for entry in closing[0]:
+        rig.closed(entry)
+
+
+def test_a_zero_window_is_strict_first_come_first_served(make):
+    rig = make(1, fairness_window=0.0)
+    state = rig.state
+    rig.made(a)
+    held = rig.claimed()
+    waiter = rig.waiter()
+    rig.release(a)
+    assert waiter.entry is held and not state.idle and state.nudged is None

@@ -165,6 +165,7 @@ class StateModel(RuleBasedStateMachine):
             discard_on=(),
             fatal=None,
             create_timeout=DEFAULT,
+            fairness_window=0,  # the model serves strictly in order (test_state.py: the window)
         )
         self.state = PoolState(
             "Pool", config, checks=checks, resets=False, new_lock=threading.Lock, clock=self.clock

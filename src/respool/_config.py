@@ -33,6 +33,9 @@ class Default:
 
 DEFAULT = Default()
 
+# How long the oldest waiter may be passed over by newcomers (see design.md, decision 1).
+FAIRNESS_WINDOW = 0.005
+
 
 @attrs.frozen
 class Settings:
@@ -58,6 +61,7 @@ class Settings:
     metrics: bool = False
     on_event: Callable[[Any], object] | None = None
     name: str | None = None  # in log lines; None: the factory's qualname
+    fairness_window: float = FAIRNESS_WINDOW  # 0: strict first come, first served
 
     @property
     def cap(self) -> int:
@@ -87,6 +91,7 @@ def settings(
     metrics: object = False,
     on_event: object = None,
     name: object = None,
+    fairness_window: object = FAIRNESS_WINDOW,
     checks: bool = False,
 ) -> Settings:
     """Check a pool's arguments; raise ``TypeError`` or ``ValueError`` naming the first bad one."""
@@ -137,6 +142,7 @@ def settings(
         check_flag("metrics", metrics),
         check_predicate("on_event", on_event),
         check_name(name),
+        check_seconds("fairness_window", fairness_window, optional=False),
     )
 
 

@@ -369,9 +369,10 @@ def test_forty_parked_waiters_are_served_in_arrival_order() -> None:
     res.assert_settled(pool)
 
 
-def test_a_released_resource_goes_to_the_waiter_not_to_a_newcomer() -> None:
+def test_with_no_fairness_window_a_released_resource_goes_to_the_waiter() -> None:
+    """Strict first come, first served: a newcomer never takes it first."""
     res = Resources()
-    pool = res.pool(pool_size=1)
+    pool = res.pool(pool_size=1, fairness_window=0)
     resource = pool.acquire()
     got: list[Resource] = []
 
@@ -386,6 +387,53 @@ def test_a_released_resource_goes_to_the_waiter_not_to_a_newcomer() -> None:
             pool.acquire(timeout=0)  # a newcomer cannot barge in
     assert got == [resource]
     pool.release(resource)
+    res.assert_settled(pool)
+
+
+def test_a_waiter_past_the_fairness_window_gets_the_resource_before_a_newcomer() -> None:
+    """The bound on unfairness: once the oldest waiter has waited ``fairness_window``, a
+    returned resource is handed straight to it."""
+    res = Resources()
+    pool = res.pool(pool_size=1, fairness_window=0.05)
+    resource = pool.acquire()
+    got: list[Resource] = []
+
+    def waiter() -> None:
+        got.append(pool.acquire(timeout=10))
+
+    with Nursery() as nursery:
+        nursery.start_soon(waiter)
+        wait_until(lambda: pool.stats().waiting == 1)
+        sleep(0.1)  # past the window
+        pool.release(resource)
+        with pytest.raises(PoolTimeout):
+            pool.acquire(timeout=0)  # a newcomer cannot pass it now
+    assert got == [resource]
+    pool.release(resource)
+    res.assert_settled(pool)
+
+
+@pytest.mark.parametrize("window", [0, 0.001, 0.05])
+def test_every_waiter_is_served_under_contention_whatever_the_window(
+    window: float,
+) -> None:
+    """Many callers on few resources, each holding across a checkpoint: every one of them
+    gets its turns (no waiter starves), and the counts settle."""
+    res = Resources()
+    pool = res.pool(pool_size=2, fairness_window=window)
+    turns = dict.fromkeys(range(12), 0)
+
+    def caller(number: int) -> None:
+        for _ in range(20):
+            with pool.lease(timeout=10):
+                turns[number] += 1
+                sleep(0)
+
+    with Nursery() as nursery:
+        for number in turns:
+            nursery.start_soon(caller, number)
+    assert set(turns.values()) == {20}
+    assert pool.stats().timeouts == 0
     res.assert_settled(pool)
 
 
@@ -421,7 +469,8 @@ def test_a_caller_backing_off_a_failing_factory_gets_a_resource_released_meanwhi
 
 def test_a_caller_backing_off_is_served_before_a_newcomer() -> None:
     """Item 11: the caller backing off came first, so a resource released meanwhile is
-    its, not a newcomer's who arrived later (no barging)."""
+    its, not a newcomer's who arrived later (no barging past a caller creating, whatever
+    the fairness window)."""
     res = Resources()
     pool = res.pool(pool_size=2, max_backoff=2)
     held = pool.acquire()

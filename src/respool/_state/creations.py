@@ -27,7 +27,6 @@ from .steps import (
     Creation,
     Duplicate,
     Made,
-    Slot,
     Step,
     TimedOut,
     Vet,
@@ -126,13 +125,17 @@ class Creations(Ledger[T]):
             waiter.holds_slot = True  # so _abandon frees the slot it holds
             self._abandon(waiter)
 
-    def take(self, waiter: Waiter[T], woken: bool) -> Entry[T] | Vet[T] | Slot | Again | TimedOut:
+    def take(self, waiter: Waiter[T], woken: bool) -> Step[T]:
         """A waiter's wait ended (``woken``: its event was set): what it got.
 
         A resource, a slot to create in, ``AGAIN`` (the creation it waited
-        for ended without serving it), or its timeout; raises ``PoolClosed``.
+        for ended without serving it), its timeout, or, if it was nudged to
+        look and nothing is idle any more, itself, back at the head of the
+        line; raises ``PoolClosed``.
         """
         with self.lock:
+            if waiter is self.nudged:
+                return self._looked(waiter)
             if waiter.entry is not None:
                 return self._taken(waiter)
             if waiter.slot:

@@ -11,9 +11,13 @@ caller holds it; the others take it themselves (puddle's habit).
   :meth:`_free_slot` frees one, handing it to the oldest waiter (who creates
   in it) if any and within ``cap``.  Above ``limit`` (a burst, a shrink), a
   resource that comes back when nobody waits is closed.
-* ``idle`` holds resources nobody holds.  It is never non-empty while a live
-  waiter is parked: :meth:`_put` hands a returned resource straight to the
-  oldest waiter, so a newcomer cannot barge past it.
+* ``idle`` holds resources nobody holds.  While a live waiter is parked, a
+  returned resource goes straight to the oldest one (:meth:`_put`), unless
+  that one has waited less than ``window`` (``fairness_window``): then it
+  goes idle, a newcomer may take it first, and the oldest waiter not
+  creating is woken to look (``nudged``, one at a time).  So while a
+  resource is idle and such a waiter is parked, one is on its way to look,
+  and no waiter is passed over once it has waited ``window``.
 * ``lost`` collects records of leased resources their holders dropped
   without releasing them (a weak-reference callback appends, with no lock);
   the next operation under the lock recovers their slots.
@@ -69,16 +73,15 @@ class Ledger(LostLeases[T]):
     """
 
     __slots__ = (
-        "__weakref__", "_max_backoff", "_new_lock", "_on_lost", "_plain", "_pop_idle",
-        "acquired", "alive", "asks_is_closed", "backoff", "base", "broken", "call_soon",
-        "cancelled", "cap", "check_interval", "checks", "chore_event", "clock", "close_errors",
-        "closed", "closes", "create_errors", "created", "creating", "creations",
-        "exhausted", "fill", "generation", "hooks", "idle", "idle_timeout", "keepalive", "kept",
-        "kind", "last_error", "last_error_at", "leaks", "leased", "limit", "line", "lock",
-        "made_for", "maintained", "max_waiting", "metrics", "min_size",
-        "new_event", "owed", "owner", "plain", "recycle", "refused", "resets", "served",
-        "slots", "stopping", "sweeps", "timeouts", "upkeep", "vets", "waited",
-        "wakes_from_any_thread"
+        "__weakref__", "_max_backoff", "_new_lock", "_on_lost", "_plain", "_pop_idle", "acquired",
+        "alive", "asks_is_closed", "backoff", "base", "broken", "call_soon", "cancelled", "cap",
+        "check_interval", "checks", "chore_event", "clock", "close_errors", "closed", "closes",
+        "create_errors", "created", "creating", "creations", "exhausted", "fill", "generation",
+        "hooks", "idle", "idle_timeout", "keepalive", "kept", "kind", "last_error",
+        "last_error_at", "leaks", "leased", "limit", "line", "lock", "made_for", "maintained",
+        "max_waiting", "metrics", "min_size", "new_event", "nudged", "owed", "owner", "plain",
+        "recycle", "refused", "resets", "served", "slots", "stopping", "sweeps", "timeouts",
+        "upkeep", "vets", "waited", "wakes_from_any_thread", "window"
     )  # fmt: skip
 
     def __init__(
@@ -97,6 +100,7 @@ class Ledger(LostLeases[T]):
         self.cap = settings.cap
         self.min_size = settings.min_size
         self.max_waiting = settings.max_waiting
+        self.window = settings.fairness_window  # how long the oldest waiter may be passed by
         self.idle_timeout = settings.idle_timeout
         self.keepalive = settings.keepalive
         self.sweeps = settings.idle_timeout is not None  # without a maintainer: on release
@@ -150,6 +154,7 @@ class Ledger(LostLeases[T]):
         self.last_error_at = 0.0
         self.backoff = Backoff(self._max_backoff)
         self.chore_event: Any = None  # set when the maintainer has work (it waits on it)
+        self.nudged: Waiter[T] | None = None  # woken to look for an idle resource (_nudge)
         self.plain = self._plain and not self.sweeps  # no maintainer (yet)
 
     # -- the acquire hot path ----------------------------------------------------
@@ -228,7 +233,7 @@ class Ledger(LostLeases[T]):
         return self._enqueue(front=front)
 
     def _enqueue(self, *, front: bool) -> Waiter[T]:
-        waiter: Waiter[T] = Waiter(self.new_event())
+        waiter: Waiter[T] = Waiter(self.new_event(), self.clock())
         self.line.join(waiter, front=front)
         return waiter
 
@@ -243,7 +248,7 @@ class Ledger(LostLeases[T]):
     # -- placing a resource, freeing a slot ----------------------------------------
 
     def _put(self, entry: Entry[T], now: float) -> Entry[T] | None:
-        """Place an unheld resource: to the oldest waiter, else idle.
+        """Place an unheld resource: to the oldest waiter, else (or while it is young) idle.
 
         Returns it instead when it must be closed (expired, retired, or the
         pool is closed): the caller closes it and frees its slot.
@@ -254,12 +259,45 @@ class Ledger(LostLeases[T]):
         if self.slots > self.limit and (self.slots > self.cap or not self.line.waiting):
             entry.reason = SURPLUS  # a burst, or shrunk: closed unless it serves a waiter
             return entry
-        waiter = self.line.pop() if self.line.waiting else None
-        if waiter is None:
+        line = self.line
+        oldest = line.first() if line.waiting else None
+        if oldest is None:
             self.idle.append(entry)
             return None
-        self._hand(entry, waiter)
+        if self.window and not line.creators and now - oldest.since < self.window:
+            # The oldest waiter is young: whoever asks first may take this (design
+            # decision 1); the waiter is woken to look, unless one is on its way.
+            self.idle.append(entry)
+            self._nudge()
+            return None
+        self._hand(entry, line.pop())  # type: ignore[arg-type]  # the oldest, still in line
         return None
+
+    def _nudge(self) -> None:
+        """Wake the oldest waiter not creating to look for an idle resource, if none is on its way.
+
+        Keeps the invariant: while a resource is idle and a waiter not
+        creating is in line, one such waiter (``nudged``) is on its way to look.
+        """
+        if not self.idle or self.nudged is not None or self.line.waiting <= self.line.creators:
+            return
+        waiter = self.line.pop(for_slot=True)
+        if waiter is None:  # pragma: no cover  # the line counts say there is one
+            return
+        self.nudged = waiter
+        if waiter.failed is None:  # else it is awake already, and looks again anyway
+            waiter.event.set()
+
+    def _looked(self, waiter: Waiter[T]) -> Step[T]:
+        """The nudged waiter looks: an idle resource, else its place at the head of the line."""
+        self.nudged = None
+        if not self.idle and not self.closed:
+            waiter.event = self.new_event()
+            self.line.join(waiter, front=True)
+            return waiter
+        step = self._claim(front=True)  # a resource (or one to replace), or PoolClosed
+        self._nudge()  # more are idle: the next waiter looks too
+        return step
 
     def _hand(self, entry: Entry[T], waiter: Waiter[T]) -> None:
         """Lease ``entry`` to a waiter taken out of line, and wake it."""
@@ -341,6 +379,10 @@ class Ledger(LostLeases[T]):
 
         Returns a resource the caller must close (the pool closed meanwhile).
         """
+        if waiter is self.nudged:  # out of line, on its way to look: another looks instead
+            self.nudged = None
+            self._nudge()
+            return None
         if waiter.entry is not None:
             entry, waiter.entry = waiter.entry, None
             entry.handed = None

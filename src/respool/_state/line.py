@@ -31,11 +31,12 @@ class Waiter(Generic[T]):
 
     __slots__ = (
         "abandoned", "closed", "creation", "entry", "event", "failed", "fatal", "fresh",
-        "holds_slot", "slot",
+        "holds_slot", "since", "slot",
     )  # fmt: skip
 
-    def __init__(self, event: Any) -> None:
+    def __init__(self, event: Any, since: float = 0.0) -> None:
         self.event = event  # the face's event: set here, waited on by the driver
+        self.since = since  # when it joined the line (a nudged waiter keeps it)
         self.entry: Entry[T] | None = None  # served with a resource
         self.slot = False  # served with a slot to create in
         self.closed = False  # the pool was disposed
@@ -64,6 +65,13 @@ class Line(Generic[T]):
         else:
             self._waiters.append(waiter)
         self.waiting += 1
+
+    def first(self) -> Waiter[T] | None:
+        """The oldest waiter, left in line."""
+        waiters = self._waiters
+        while waiters and waiters[0].abandoned:
+            waiters.popleft()
+        return waiters[0] if waiters else None
 
     def pop(self, *, for_slot: bool = False) -> Waiter[T] | None:
         """Take the oldest waiter out of line.  ``for_slot``: one that is not creating already."""

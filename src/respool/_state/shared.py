@@ -62,6 +62,7 @@ class SharedState(PoolState[T]):
         self.retired: set[int] = set()  # no new holders; closed when the last leaves
         super().__init__(*args, **kwargs)
         self.plain = self._plain = False  # every release takes the slow path: count holders
+        self.window = 0.0  # its own _put seats waiters in order: no one is passed over
 
     def forget(self) -> None:
         self.busy.clear()

@@ -19,8 +19,7 @@ from .._errors import PoolClosed, PoolError, closed_message, duplicate_error
 from .._logs import PoolLog, Shown
 from .._state import PoolState
 from .._state.line import Waiter
-from .._state.records import Entry
-from .._state.steps import Again, Creation, Duplicate, Made, Slot, Step, TimedOut, Vet
+from .._state.steps import Again, Creation, Duplicate, Made, Slot, Step, TimedOut
 from .._synchronization import (
     Helpers,
     LoopGuard,
@@ -41,7 +40,7 @@ logger = logging.getLogger("respool")
 
 def wait(
     state: PoolState[T], closer: Closer[T], waiter: Waiter[T], deadline: Deadline
-) -> Entry[T] | Vet[T] | Slot | Again | TimedOut:
+) -> Step[T]:
     """Wait in line until served, the creation waited for ends, or the deadline.
 
     Interrupted, the waiter passes on what it was handed meanwhile.

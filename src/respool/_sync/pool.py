@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from .. import _fork, _tracking
 from .._checks import Fatal, check_seconds
-from .._config import DEFAULT, Default, settings
+from .._config import DEFAULT, FAIRNESS_WINDOW, Default, settings
 from .._logs import PoolLog
 from .._reprs import name_of
 from .._state import CODE as STATE_CODE
@@ -150,6 +150,15 @@ class Pool(Lifecycle[T]):
             WARNING for leaks, close errors, failed checks and resets and an
             outage's start; INFO for an outage's end; DEBUG for each
             resource created and closed.
+        fairness_window: seconds the oldest waiter may be passed over
+            (default 0.005).  While it has waited less, a resource coming
+            back goes to the idle set, whoever asks first takes it, and the
+            oldest waiter is woken to look too; once it has waited this
+            long, a returned resource is handed straight to it.  So
+            newcomers never delay a waiter by more than about this long,
+            and under contention a returning caller rarely has to wait and
+            be woken (2x the throughput, measured: see the docs' Design
+            page, decision 1).  ``0``: strict first come, first served.
 
     Any thread may use the pool; every method is thread-safe.  Ctrl-C
     (``KeyboardInterrupt``) in the main thread is raised at once while it
@@ -204,6 +213,7 @@ class Pool(Lifecycle[T]):
         metrics: bool = False,
         on_event: Callable[[Event], object] | None = None,
         name: str | None = None,
+        fairness_window: float = FAIRNESS_WINDOW,
     ) -> None:
         callable_check("factory", factory, optional=False)
         callable_check("releaser", releaser)
@@ -216,7 +226,8 @@ class Pool(Lifecycle[T]):
             is_closed=is_closed, discard_on=discard_on, fatal=fatal, create_timeout=create_timeout,
             min_size=min_size, idle_timeout=idle_timeout, keepalive=keepalive,
             burst_limit=burst_limit, max_waiting=max_waiting, metrics=metrics,
-            on_event=on_event, name=name, checks=check is not None,
+            on_event=on_event, name=name, fairness_window=fairness_window,
+            checks=check is not None,
         )  # fmt: skip
         self._pool_size = s.pool_size
         self._acquire_timeout = s.acquire_timeout
