@@ -423,7 +423,7 @@ class Waits:
     """One wait-pass measurement: each acquire's wait, in ns, and the pass's own rate."""
 
     samples: list[int]  # the acquires done in the window, and those in flight at its end
-    ops: int  # completed in the window
+    per_caller: list[int]  # acquires each caller completed in the window
     seconds: float
 
     def summary(self) -> dict[str, float]:
@@ -433,7 +433,10 @@ class Waits:
             "p99_us": report.percentile(ordered, 0.99) / 1000,
             "max_us": ordered[-1] / 1000,
             "n": len(ordered),
-            "ops_per_s": self.ops / self.seconds,
+            "ops_per_s": sum(self.per_caller) / self.seconds,
+            # as in benchmarks/servers.py: 1.0 is every caller served alike, 0.0 a caller
+            # that got nothing in the whole window (one wait sample, however long)
+            "slowest_share": min(self.per_caller) / statistics.fmean(self.per_caller),
         }
 
 
@@ -441,14 +444,17 @@ def _total(waits: list[list[int]]) -> int:
     return sum(map(len, waits))
 
 
-def _waits(waits: list[list[int]], start: list[int], end: int, seconds: float) -> Waits:
+def _waits(waits: list[list[int]], start: list[int], end: list[int], seconds: float) -> Waits:
     """Every wait recorded after the window opened: those that ended in it, and those in
     flight when it closed (they end while the callers stop), so a wait that spans the
     window's end still counts, with its whole length."""
     samples = [ns for w, i in zip(waits, start, strict=True) for ns in w[i:]]
     if not samples:
         raise BenchError("no acquire completed in the wait window (stalled)")
-    return Waits(samples, end - sum(start), seconds)
+    per_caller = [j - i for i, j in zip(start, end, strict=True)]
+    if not sum(per_caller):
+        raise BenchError("no acquire completed in the wait window (stalled)")
+    return Waits(samples, per_caller, seconds)
 
 
 async def measure_async(
@@ -523,7 +529,7 @@ async def _window_async(
 
 async def _wait_window_async(
     scn: Scenario, cfg: Config, state: State, sleep: Callable[[float], Any], waits: list[list[int]]
-) -> tuple[list[int], int, float]:
+) -> tuple[list[int], list[int], float]:
     """The wait pass's window: warm up as the throughput pass does, then one window."""
     begun = perf_counter()
     await sleep(cfg.warmup)
@@ -531,7 +537,7 @@ async def _wait_window_async(
         await sleep(0.005)
     start, t0 = [len(w) for w in waits], perf_counter()
     await sleep(_window_for(cfg, scn.callers, sum(start), t0 - begun, cfg.wait_window))
-    end, t1 = _total(waits), perf_counter()
+    end, t1 = [len(w) for w in waits], perf_counter()
     state.stop = True
     return start, end, t1 - t0
 
@@ -727,13 +733,13 @@ def _waits_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Wai
     args = (*_sync_args(scn, c, handle), state)
     waits: list[list[int]] = [[] for _ in range(scn.callers)]
 
-    def during(begun: float) -> tuple[list[int], int, float]:
+    def during(begun: float) -> tuple[list[int], list[int], float]:
         time.sleep(cfg.warmup)
         while _total(waits) < scn.callers and perf_counter() - begun < cfg.drain_timeout:
             time.sleep(0.005)
         start, t0 = [len(w) for w in waits], perf_counter()
         time.sleep(_window_for(cfg, scn.callers, sum(start), t0 - begun, cfg.wait_window))
-        end, t1 = _total(waits), perf_counter()
+        end, t1 = [len(w) for w in waits], perf_counter()
         state.stop = True
         return start, end, t1 - t0
 
@@ -884,6 +890,7 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
     cases = {(s.id, c.key): Case(s.id, c.key) for s, rows in active for c in rows}
     calibration: dict[tuple[str, str], int] = {}
     started = perf_counter()
+    wait_seconds = 0.0  # of bench_seconds, in the wait pass
     for round_no in range(cfg.rounds):
         log(f"round {round_no + 1}/{cfg.rounds} ...")
         for scn, rows in active:
@@ -920,6 +927,7 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
             if not waited(scn):
                 continue
             # The wait pass: its own window per case, with a fresh pool, in the same order.
+            wait_started = perf_counter()
             for c in rows[shift:] + rows[:shift]:
                 case = cases[(scn.id, c.key)]
                 if case.error is not None:
@@ -937,6 +945,7 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
                     continue
                 assert isinstance(waits, Waits)
                 case.waits.append(waits.summary())
+            wait_seconds += perf_counter() - wait_started
     bench_seconds = perf_counter() - started
 
     memory: list[dict[str, Any]] = []
@@ -959,7 +968,7 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
             }
         )
 
-    return assemble(cfg, active, cases, growths, memory, notes, bench_seconds)
+    return assemble(cfg, active, cases, growths, memory, notes, bench_seconds, wait_seconds)
 
 
 def _versions() -> dict[str, str]:
@@ -991,6 +1000,7 @@ def assemble(
     memory: list[dict[str, Any]],
     notes: list[str],
     bench_seconds: float,
+    wait_seconds: float = 0.0,
 ) -> dict[str, Any]:
     out_scenarios = []
     by_id: dict[str, dict[str, Any]] = {}
@@ -1013,6 +1023,7 @@ def assemble(
                     "wait_p50_us": case.wait("p50_us"),
                     "wait_p99_us": case.wait("p99_us"),
                     "wait_max_us": case.wait("max_us"),
+                    "wait_slowest_share": case.wait("slowest_share"),
                     "wait_rounds": case.waits,
                 }
             )
@@ -1073,6 +1084,7 @@ def assemble(
             "versions": _versions(),
             "config": asdict(cfg),
             "bench_seconds": round(bench_seconds, 1),
+            "wait_seconds": round(wait_seconds, 1),
             "notes": notes,
         },
         "scenarios": out_scenarios,

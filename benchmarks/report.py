@@ -71,6 +71,18 @@ def _ratio(value: float | None) -> str:
     return f"{value:.2f}x" if value >= 0.1 else f"{value:.3f}x"
 
 
+def _share(value: float | None) -> str:
+    return NONE if value is None else f"{value:.2f}"
+
+
+def _took(meta: dict[str, Any]) -> str:
+    """The run's time, and the wait pass's part of it (older results files: no part)."""
+    wait = meta.get("wait_seconds")
+    return f"{meta['bench_seconds']:.0f} s" + (
+        f" ({wait:.0f} s of it the wait pass)" if wait else ""
+    )
+
+
 WAIT_HEAD = [
     "Scenario",
     "Pool",
@@ -78,6 +90,7 @@ WAIT_HEAD = [
     "wait p50 µs",
     "p99 µs",
     "max µs",
+    "slowest caller",
     "p99 / best peer's",
     "p99 / floor's",
 ]
@@ -102,6 +115,7 @@ def _wait_rows(scn: dict[str, Any], bold: bool = False) -> list[list[str]]:
                 _us(r.get("wait_p50_us")),
                 _us(r.get("wait_p99_us")),
                 _us(r.get("wait_max_us")),
+                _share(r.get("wait_slowest_share")),
                 _ratio(r.get("wait_vs_best_peer")) if respool else "",
                 _ratio(r.get("wait_vs_floor")) if r["kind"] != "floor" else "",
             ]
@@ -129,7 +143,7 @@ def text(results: dict[str, Any]) -> str:
     m = meta["machine"]
     lines = [
         f"respool benchmark: Python {m['python']} on {m['cpu']} ({m['cpus']} CPUs), "
-        f"{meta['config']['rounds']} round(s), medians; {meta['bench_seconds']}s",
+        f"{meta['config']['rounds']} round(s), medians; {_took(meta)}",
     ]
     lines += [f"  note: {n}" for n in meta["notes"]]
     for scn in results["scenarios"]:
@@ -229,7 +243,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Measured {meta['date']} at commit `{m['commit'] or 'unknown'}`: Python {m['python']} "
         f"({m['implementation']}) on {m['cpu']}, {m['cpus']} CPUs, {m['platform']}; "
         f"{meta['config']['rounds']} interleaved rounds, medians; the run took "
-        f"{meta['bench_seconds']:.0f} s.",
+        f"{_took(meta)}.",
         "",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
     ]
@@ -261,8 +275,10 @@ def markdown(results: dict[str, Any]) -> str:
             "From calling `acquire()` (or entering `lease()`) to holding the resource, in "
             "µs, in a pass of its own (see *What is measured*): the median over rounds of "
             "each round's p50 and p99, and the largest max. ops/s is the throughput "
-            "pass's. *p99 / best peer's* divides by the lowest p99 of the peers; "
-            "*p99 / floor's* by the bare queue's.",
+            "pass's. *slowest caller* is the fewest acquires any one caller completed in "
+            "the window, over the mean (median over rounds): 0.00 is a caller that got "
+            "nothing, whose whole wait is one sample. *p99 / best peer's* divides by the "
+            "lowest p99 of the peers; *p99 / floor's* by the bare queue's.",
             "",
         ]
         lines += _md_table(
