@@ -73,7 +73,7 @@ class Config:
     single_seconds: float = 0.25  # target duration of one single-caller measurement
     probe_ops: int = 2000
     window: float = 0.4  # measured window of a multi-caller run (at least)
-    wait_window: float = 0.2  # the same, for the wait pass (its own run, no slices)
+    wait_window: float = 0.1  # the same, for the wait pass (its own run, no slices)
     max_window: float = 3.0
     warmup: float = 0.08
     slices: int = 5  # each measurement is timed in slices; its sample is the best slice
@@ -83,6 +83,7 @@ class Config:
     thread_waiters_large: int = 5_000
     memory_resources: int = 10_000
     quick: bool = False
+    wait: bool = True  # run the wait pass of the contended scenarios
 
 
 ASYNCIO_ALL = (
@@ -390,10 +391,10 @@ def timed_sync(
 
 
 def _window_for(
-    cfg: Config, callers: int, ops: int, seconds: float, base: float | None = None
+    cfg: Config, callers: int, ops: int, seconds: float, base: float | None = None, turns: int = 2
 ) -> float:
     """The measured window: ``cfg.window`` (or ``base``), or long enough for each caller
-    to get two turns.
+    to get two turns (or ``turns``).
 
     The warm-up lasted until the callers had made one op each on average
     (``ops`` in ``seconds``), so with thousands of callers every one of them
@@ -402,7 +403,13 @@ def _window_for(
     least = cfg.window if base is None else base
     if ops <= 0 or seconds <= 0:
         return least
-    return min(cfg.max_window, max(least, 2 * callers * seconds / ops))
+    return min(cfg.max_window, max(least, turns * callers * seconds / ops))
+
+
+def _wait_window_for(cfg: Config, callers: int, ops: int, seconds: float) -> float:
+    """The wait pass's window: ``cfg.wait_window``, or one turn of every caller (each
+    waits in it, or is still waiting at its end and counts then)."""
+    return _window_for(cfg, callers, ops, seconds, cfg.wait_window, turns=1)
 
 
 def _n_for(elapsed: float, probe: int, cfg: Config) -> int:
@@ -536,7 +543,7 @@ async def _wait_window_async(
     while _total(waits) < scn.callers and perf_counter() - begun < cfg.drain_timeout:
         await sleep(0.005)
     start, t0 = [len(w) for w in waits], perf_counter()
-    await sleep(_window_for(cfg, scn.callers, sum(start), t0 - begun, cfg.wait_window))
+    await sleep(_wait_window_for(cfg, scn.callers, sum(start), t0 - begun))
     end, t1 = [len(w) for w in waits], perf_counter()
     state.stop = True
     return start, end, t1 - t0
@@ -738,7 +745,7 @@ def _waits_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Wai
         while _total(waits) < scn.callers and perf_counter() - begun < cfg.drain_timeout:
             time.sleep(0.005)
         start, t0 = [len(w) for w in waits], perf_counter()
-        time.sleep(_window_for(cfg, scn.callers, sum(start), t0 - begun, cfg.wait_window))
+        time.sleep(_wait_window_for(cfg, scn.callers, sum(start), t0 - begun))
         end, t1 = [len(w) for w in waits], perf_counter()
         state.stop = True
         return start, end, t1 - t0
@@ -924,7 +931,7 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
                     calibration.setdefault(key, result.ops)
                 case.samples.append(result.best)
                 case.overall.append(result.ops / result.seconds)
-            if not waited(scn):
+            if not (cfg.wait and waited(scn)):
                 continue
             # The wait pass: its own window per case, with a fresh pool, in the same order.
             wait_started = perf_counter()
@@ -932,6 +939,7 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
                 case = cases[(scn.id, c.key)]
                 if case.error is not None:
                     continue
+                case_started = perf_counter()
                 try:
                     waits = measure(scn, c, cfg, None, wait=True)
                 except Oversize as exc:
@@ -944,7 +952,9 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
                     log(f"  {scn.id} {c.label}: {case.error}")
                     continue
                 assert isinstance(waits, Waits)
-                case.waits.append(waits.summary())
+                summary = waits.summary()
+                summary["case_seconds"] = round(perf_counter() - case_started, 3)  # all of it
+                case.waits.append(summary)
             wait_seconds += perf_counter() - wait_started
     bench_seconds = perf_counter() - started
 
@@ -1044,7 +1054,7 @@ def assemble(
             **{k: v for k, v in asdict(scn).items() if k != "contenders"},
             "best_peer": best["contender"] if best else None,
             "floor": floor["contender"] if floor else None,
-            "waited": waited(scn),
+            "waited": cfg.wait and waited(scn),
             "best_wait_peer": best_wait["contender"] if best_wait else None,
             "rows": entries,
         }
@@ -1270,7 +1280,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--wait-window",
         type=float,
         default=None,
-        help="seconds per wait-pass run of a contended scenario (default 0.2)",
+        help="seconds per wait-pass run of a contended scenario (default 0.1)",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="skip the wait pass: throughput only (the wait targets are skipped)",
     )
     p.add_argument(
         "--single-seconds", type=float, default=None, help="seconds per single-caller run"
@@ -1313,6 +1328,8 @@ def make_config(args: argparse.Namespace) -> Config:
         cfg.window = args.window
     if args.wait_window is not None:
         cfg.wait_window = args.wait_window
+    if args.no_wait:
+        cfg.wait = False
     if args.single_seconds is not None:
         cfg.single_seconds = args.single_seconds
     if args.memory_resources is not None:

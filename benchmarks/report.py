@@ -503,6 +503,7 @@ def _wait_chart_scenarios(results: dict[str, Any]) -> list[dict[str, Any]]:
 def _wait_panel(ax: Any, scenarios: list[dict[str, Any]]) -> None:
     width = 0.12
     ticks = []
+    tops: list[tuple[float, float]] = []  # (x, max) of each bar
     for gi, scn in enumerate(scenarios):
         rows = [r for r in scn["rows"] if r.get("wait_p99_us")]
         start = gi - width * (len(rows) - 1) / 2
@@ -519,6 +520,8 @@ def _wait_panel(ax: Any, scenarios: list[dict[str, Any]]) -> None:
                 hatch=hatch,
                 edgecolor="white" if hatch else None,
             )
+            if r.get("wait_max_us"):
+                tops.append((start + ri * width, r["wait_max_us"]))
             ratio = r.get("wait_vs_best_peer") or r.get("wait_vs_floor")
             if r["kind"] == "respool" and ratio:
                 mark = "" if r.get("wait_vs_best_peer") else " fl"
@@ -532,6 +535,10 @@ def _wait_panel(ax: Any, scenarios: list[dict[str, Any]]) -> None:
                     xytext=(0, 2),
                     textcoords="offset points",
                 )
+    if tops:
+        xs, ys = zip(*tops, strict=True)
+        ax.scatter(xs, ys, marker="_", s=60, color="black", linewidths=1.5, label="max", zorder=3)
+        ax.legend(loc="upper left")
     ax.set_yscale("log")
     ax.set_xticks(range(len(scenarios)), ticks, fontsize=MIN_FONT)
     ax.set_xlim(-0.5, len(scenarios) - 0.5)
@@ -540,7 +547,8 @@ def _wait_panel(ax: Any, scenarios: list[dict[str, Any]]) -> None:
     ax.set_ylabel("p99 wait, µs (log scale)")
     ax.set_title(
         "p99 wait per acquire, contended scenarios (own pass; lower is better; colours as "
-        'above).\nLabels: respool / the peers\' lowest p99, or / floor ("fl") where no peer runs',
+        'above; dashes: max).\nLabels: respool / the peers\' lowest p99, or / floor ("fl") '
+        "where no peer runs",
         fontsize=FONT,
     )
 
