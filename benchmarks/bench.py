@@ -433,8 +433,9 @@ class Waits:
     per_caller: list[int]  # acquires each caller completed in the window
     seconds: float
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | None]:
         ordered = sorted(self.samples)
+        mean = statistics.fmean(self.per_caller)
         return {
             "p50_us": report.percentile(ordered, 0.50) / 1000,
             "p99_us": report.percentile(ordered, 0.99) / 1000,
@@ -442,9 +443,13 @@ class Waits:
             "n": len(ordered),
             "ops_per_s": sum(self.per_caller) / self.seconds,
             # as in benchmarks/servers.py: 1.0 is every caller served alike, 0.0 a caller
-            # that got nothing in the whole window (one wait sample, however long)
-            "slowest_share": min(self.per_caller) / statistics.fmean(self.per_caller),
+            # that got nothing in the whole window (one wait sample, however long); not
+            # told where the window holds too few turns (the 5,000 waiters: about one)
+            "slowest_share": min(self.per_caller) / mean if mean >= SHARE_TURNS else None,
         }
+
+
+SHARE_TURNS = 4  # the fewest acquires per caller in a wait window that tell a slowest caller
 
 
 def _total(waits: list[list[int]]) -> int:
@@ -847,7 +852,7 @@ class Case:
     contender: str
     samples: list[float] = field(default_factory=list)  # best slice of each round
     overall: list[float] = field(default_factory=list)  # whole measurement of each round
-    waits: list[dict[str, float]] = field(default_factory=list)  # the wait pass, per round
+    waits: list[dict[str, float | None]] = field(default_factory=list)  # wait pass, per round
     error: str | None = None
     invalid: str | None = None  # measured, but the pool broke its size: not a fair number
 
@@ -857,7 +862,7 @@ class Case:
 
     def wait(self, key: str) -> float | None:
         """The wait pass over rounds: the median of the rounds' p50 and p99, the max of max."""
-        values = [w[key] for w in self.waits]
+        values = [v for w in self.waits if (v := w.get(key)) is not None]
         if not values:
             return None
         return max(values) if key == "max_us" else statistics.median(values)
@@ -922,11 +927,11 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
                     case.error = repr(exc)
                     log(f"  {scn.id} {c.label}: {case.error}")
                     continue
+                assert isinstance(result, Measured)
                 if result.ops <= 0:
                     case.error = "no op completed in the measured window (stalled)"
                     log(f"  {scn.id} {c.label}: {case.error}")
                     continue
-                assert isinstance(result, Measured)
                 if scn.callers == 1:
                     calibration.setdefault(key, result.ops)
                 case.samples.append(result.best)

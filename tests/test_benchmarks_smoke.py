@@ -60,7 +60,8 @@ def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Pa
             assert 0 < p50 <= p99 <= top, (scn["id"], row["contender"], p50, p99, top)
             (round_,) = row["wait_rounds"]
             assert round_["n"] > 0 and round_["ops_per_s"] > 0
-            assert 0 <= row["wait_slowest_share"] <= 1
+            share = row["wait_slowest_share"]  # None: too few turns in the window to tell
+            assert share is None or 0 <= share <= 1, share
             assert (round_["p50_us"], round_["p99_us"], round_["max_us"]) == (p50, p99, top)
             assert row["wait_vs_best_peer"] is None  # no peer measured
             if row["kind"] != "floor":
