@@ -3,9 +3,11 @@
 One operation (op) is one acquire + release cycle of a trivial pooled object.
 Every scenario builds a fresh, prefilled pool per measurement; the rounds run
 every (scenario, pool) case once each, in a rotated order, and the report
-takes the median over rounds.  See docs/performance.md for the method.
+takes the median over rounds.  Each contended case (several callers) also
+gets a wait pass in the same round: its own window, with each acquire's
+wait timed (p50, p99, max).  See docs/performance.md for the method.
 
-    python benchmarks/bench.py                 # full run (about 2-4 minutes)
+    python benchmarks/bench.py                 # full run (about 3-5 minutes)
     python benchmarks/bench.py --quick         # smoke run, writes nothing by default
     bash benchmarks/run.sh                     # same, in its own venv, on Python 3.12+
 

@@ -277,7 +277,8 @@ def markdown(results: dict[str, Any]) -> str:
             "each round's p50 and p99, and the largest max. ops/s is the throughput "
             "pass's. *slowest caller* is the fewest acquires any one caller completed in "
             "the window, over the mean (median over rounds): 0.00 is a caller that got "
-            "nothing, whose whole wait is one sample. *p99 / best peer's* divides by the "
+            "nothing, whose whole wait is one sample; — where the window is under 4 acquires "
+            "per caller (5,000 waiters). *p99 / best peer's* divides by the "
             "lowest p99 of the peers; *p99 / floor's* by the bare queue's.",
             "",
         ]
@@ -527,12 +528,12 @@ def _wait_panel(ax: Any, scenarios: list[dict[str, Any]]) -> None:
                 mark = "" if r.get("wait_vs_best_peer") else " fl"
                 ax.annotate(
                     f"{ratio:.2f}x{mark}" if ratio >= 0.1 else f"{ratio:.3f}x{mark}",
-                    (bar[0].get_x() + width / 2, r["wait_p99_us"]),
+                    (bar[0].get_x() + width / 2, max(r["wait_p99_us"], r.get("wait_max_us") or 0)),
                     ha="center",
                     va="bottom",
                     fontsize=MIN_FONT,
                     rotation=90,
-                    xytext=(0, 2),
+                    xytext=(0, 4),
                     textcoords="offset points",
                 )
     if tops:
@@ -546,9 +547,8 @@ def _wait_panel(ax: Any, scenarios: list[dict[str, Any]]) -> None:
     ax.grid(axis="y", which="both", alpha=0.3)
     ax.set_ylabel("p99 wait, µs (log scale)")
     ax.set_title(
-        "p99 wait per acquire, contended scenarios (own pass; lower is better; colours as "
-        'above; dashes: max).\nLabels: respool / the peers\' lowest p99, or / floor ("fl") '
-        "where no peer runs",
+        "p99 wait per acquire, contended scenarios (own pass; lower is better); dashes: max.\n"
+        'Labels (above the max): respool / the peers\' lowest p99, or / floor ("fl")',
         fontsize=FONT,
     )
 
