@@ -3,9 +3,11 @@
 One operation (op) is one acquire + release cycle of a trivial pooled object.
 Every scenario builds a fresh, prefilled pool per measurement; the rounds run
 every (scenario, pool) case once each, in a rotated order, and the report
-takes the median over rounds.  See docs/performance.md for the method.
+takes the median over rounds.  Each contended case (several callers) also
+gets a wait pass in the same round: its own window, with each acquire's
+wait timed (p50, p99, max).  See docs/performance.md for the method.
 
-    python benchmarks/bench.py                 # full run (about 2-4 minutes)
+    python benchmarks/bench.py                 # full run (about 3-5 minutes)
     python benchmarks/bench.py --quick         # smoke run, writes nothing by default
     bash benchmarks/run.sh                     # same, in its own venv, on Python 3.12+
 
@@ -41,6 +43,7 @@ from contenders import BY_KEY, CONTENDERS, Contender, Factory, Resource, maybe_a
 
 ROOT = Path(__file__).resolve().parent.parent
 perf_counter = time.perf_counter
+perf_counter_ns = time.perf_counter_ns
 
 
 # -- what is measured -------------------------------------------------------------
@@ -72,6 +75,7 @@ class Config:
     single_seconds: float = 0.25  # target duration of one single-caller measurement
     probe_ops: int = 2000
     window: float = 0.4  # measured window of a multi-caller run (at least)
+    wait_window: float = 0.1  # the same, for the wait pass (its own run, no slices)
     max_window: float = 3.0
     warmup: float = 0.08
     slices: int = 5  # each measurement is timed in slices; its sample is the best slice
@@ -81,6 +85,7 @@ class Config:
     thread_waiters_large: int = 5_000
     memory_resources: int = 10_000
     quick: bool = False
+    wait: bool = True  # run the wait pass of the contended scenarios
 
 
 ASYNCIO_ALL = (
@@ -279,6 +284,37 @@ async def worker_cm(lease: Callable[[], Any], hold: Any, state: State) -> None:
         state.count += 1
 
 
+# The wait pass's workers: the same cycle, each acquire's wait (from calling
+# acquire or entering lease() to holding the resource) appended, in ns, to the
+# worker's own list; nothing else is done per op (no count: the lists' lengths
+# are the counts).
+
+
+async def timed_pair(
+    acquire: Callable[[], Any],
+    release: Callable[[Any], Any],
+    hold: Any,
+    state: State,
+    waits: list[int],
+) -> None:
+    took = waits.append
+    while not state.stop:
+        t0 = perf_counter_ns()
+        resource = await acquire()
+        took(perf_counter_ns() - t0)
+        await hold()
+        await release(resource)
+
+
+async def timed_cm(lease: Callable[[], Any], hold: Any, state: State, waits: list[int]) -> None:
+    took = waits.append
+    while not state.stop:
+        t0 = perf_counter_ns()
+        async with lease():
+            took(perf_counter_ns() - t0)
+            await hold()
+
+
 def loop_pair_sync(acquire: Callable[[], Any], release: Callable[[Any], Any], n: int) -> None:
     for _ in range(n):
         release(acquire())
@@ -323,16 +359,59 @@ def worker_sync(
         state.stop = True
 
 
-def _window_for(cfg: Config, callers: int, ops: int, seconds: float) -> float:
-    """The measured window: ``cfg.window``, or long enough for each caller to get two turns.
+def timed_sync(
+    acquire: Callable[[], Any] | None,
+    release: Callable[[Any], Any] | None,
+    lease: Callable[[], Any] | None,
+    hold: Callable[[float], Any] | None,
+    state: State,
+    waits: list[int],
+) -> None:
+    """``worker_sync`` for the wait pass: each acquire's wait appended to ``waits``."""
+    took = waits.append
+    state.gate.wait()
+    try:
+        if lease is not None:
+            while not state.stop:
+                t0 = perf_counter_ns()
+                with lease():
+                    took(perf_counter_ns() - t0)
+                    if hold is not None:
+                        hold(0)
+        else:
+            assert acquire is not None and release is not None
+            while not state.stop:
+                t0 = perf_counter_ns()
+                resource = acquire()
+                took(perf_counter_ns() - t0)
+                if hold is not None:
+                    hold(0)
+                release(resource)
+    except BaseException as exc:  # reported as the case's error
+        state.errors.append(exc)
+        state.stop = True
+
+
+def _window_for(
+    cfg: Config, callers: int, ops: int, seconds: float, base: float | None = None, turns: int = 2
+) -> float:
+    """The measured window: ``cfg.window`` (or ``base``), or long enough for each caller
+    to get two turns (or ``turns``).
 
     The warm-up lasted until the callers had made one op each on average
     (``ops`` in ``seconds``), so with thousands of callers every one of them
     is parked in line, cycling, before the window opens.
     """
+    least = cfg.window if base is None else base
     if ops <= 0 or seconds <= 0:
-        return cfg.window
-    return min(cfg.max_window, max(cfg.window, 2 * callers * seconds / ops))
+        return least
+    return min(cfg.max_window, max(least, turns * callers * seconds / ops))
+
+
+def _wait_window_for(cfg: Config, callers: int, ops: int, seconds: float) -> float:
+    """The wait pass's window: ``cfg.wait_window``, or one turn of every caller (each
+    waits in it, or is still waiting at its end and counts then)."""
+    return _window_for(cfg, callers, ops, seconds, cfg.wait_window, turns=1)
 
 
 def _n_for(elapsed: float, probe: int, cfg: Config) -> int:
@@ -348,12 +427,64 @@ class Measured:
     best: float  # ops/s of the least disturbed of the measurement's slices
 
 
-async def measure_async(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> Measured:
-    """Build, run, close; ``n is None``: calibrate the op count first."""
+@dataclass
+class Waits:
+    """One wait-pass measurement: each acquire's wait, in ns, and the pass's own rate."""
+
+    samples: list[int]  # the acquires done in the window, and those in flight at its end
+    per_caller: list[int]  # acquires each caller completed in the window
+    seconds: float
+
+    def summary(self) -> dict[str, float | None]:
+        ordered = sorted(self.samples)
+        mean = statistics.fmean(self.per_caller)
+        return {
+            "p50_us": report.percentile(ordered, 0.50) / 1000,
+            "p99_us": report.percentile(ordered, 0.99) / 1000,
+            "max_us": ordered[-1] / 1000,
+            "n": len(ordered),
+            "ops_per_s": sum(self.per_caller) / self.seconds,
+            # as in benchmarks/servers.py: 1.0 is every caller served alike, 0.0 a caller
+            # that got nothing in the whole window (one wait sample, however long); not
+            # told where the window holds too few turns (the 5,000 waiters: about one)
+            "slowest_share": min(self.per_caller) / mean if mean >= SHARE_TURNS else None,
+        }
+
+
+SHARE_TURNS = 4  # the fewest acquires per caller in a wait window that tell a slowest caller
+
+
+def _total(waits: list[list[int]]) -> int:
+    return sum(map(len, waits))
+
+
+def _waits(waits: list[list[int]], start: list[int], end: list[int], seconds: float) -> Waits:
+    """Every wait recorded after the window opened: those that ended in it, and those in
+    flight when it closed (they end while the callers stop), so a wait that spans the
+    window's end still counts, with its whole length."""
+    samples = [ns for w, i in zip(waits, start, strict=True) for ns in w[i:]]
+    if not samples:
+        raise BenchError("no acquire completed in the wait window (stalled)")
+    per_caller = [j - i for i, j in zip(start, end, strict=True)]
+    if not sum(per_caller):
+        raise BenchError("no acquire completed in the wait window (stalled)")
+    return Waits(samples, per_caller, seconds)
+
+
+async def measure_async(
+    scn: Scenario, c: Contender, cfg: Config, n: int | None, wait: bool = False
+) -> Measured | Waits:
+    """Build, run, close; ``n is None``: calibrate the op count first; ``wait``: the wait pass."""
     factory = Factory()
     handle = await c.build(scn.pool_size, factory)
+    result: Measured | Waits
     try:
-        if scn.callers == 1:
+        if wait:
+            if scn.library == "asyncio":
+                result = await _waits_asyncio(scn, c, cfg, handle)
+            else:
+                result = await _waits_trio(scn, c, cfg, handle)
+        elif scn.callers == 1:
             if c.style == "pair":
                 run = partial(loop_pair, handle.acquire, handle.release)
             else:
@@ -410,14 +541,22 @@ async def _window_async(
     return _slice_rate(marks)
 
 
-async def _window_asyncio(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Measured:
-    state = State()
-    hold = partial(asyncio.sleep, 0)
-    worker = worker_pair if c.style == "pair" else worker_cm
-    args = _worker_args(c, handle)
-    gc.collect()
-    tasks = [asyncio.create_task(worker(*args, hold, state)) for _ in range(scn.callers)]
-    result = await _window_async(scn, cfg, state, asyncio.sleep)
+async def _wait_window_async(
+    scn: Scenario, cfg: Config, state: State, sleep: Callable[[float], Any], waits: list[list[int]]
+) -> tuple[list[int], list[int], float]:
+    """The wait pass's window: warm up as the throughput pass does, then one window."""
+    begun = perf_counter()
+    await sleep(cfg.warmup)
+    while _total(waits) < scn.callers and perf_counter() - begun < cfg.drain_timeout:
+        await sleep(0.005)
+    start, t0 = [len(w) for w in waits], perf_counter()
+    await sleep(_wait_window_for(cfg, scn.callers, sum(start), t0 - begun))
+    end, t1 = [len(w) for w in waits], perf_counter()
+    state.stop = True
+    return start, end, t1 - t0
+
+
+async def _drain_asyncio(tasks: list[asyncio.Task[None]], cfg: Config) -> None:
     done, pending = await asyncio.wait(tasks, timeout=cfg.drain_timeout)
     for task in pending:
         task.cancel()
@@ -427,6 +566,53 @@ async def _window_asyncio(scn: Scenario, c: Contender, cfg: Config, handle: Any)
     for task in done:
         if task.exception() is not None:
             raise BenchError(repr(task.exception()))
+
+
+async def _waits_asyncio(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Waits:
+    state = State()
+    hold = partial(asyncio.sleep, 0)
+    worker: Callable[..., Any] = timed_pair if c.style == "pair" else timed_cm
+    args = _worker_args(c, handle)
+    waits: list[list[int]] = [[] for _ in range(scn.callers)]
+    gc.collect()
+    tasks = [asyncio.create_task(worker(*args, hold, state, w)) for w in waits]
+    start, end, seconds = await _wait_window_async(scn, cfg, state, asyncio.sleep, waits)
+    await _drain_asyncio(tasks, cfg)
+    return _waits(waits, start, end, seconds)
+
+
+async def _waits_trio(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Waits:
+    import trio
+
+    state = State()
+    hold = partial(trio.sleep, 0)
+    worker: Callable[..., Any] = timed_pair if c.style == "pair" else timed_cm
+    args = _worker_args(c, handle)
+    waits: list[list[int]] = [[] for _ in range(scn.callers)]
+    gc.collect()
+    with trio.CancelScope() as scope:
+        try:
+            async with trio.open_nursery() as nursery:
+                for w in waits:
+                    nursery.start_soon(worker, *args, hold, state, w)
+                start, end, seconds = await _wait_window_async(scn, cfg, state, trio.sleep, waits)
+                scope.deadline = trio.current_time() + cfg.drain_timeout
+        except Exception as exc:
+            raise BenchError(repr(exc)) from exc
+    if scope.cancelled_caught:
+        raise BenchError(f"tasks still blocked {cfg.drain_timeout:g}s after stop")
+    return _waits(waits, start, end, seconds)
+
+
+async def _window_asyncio(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Measured:
+    state = State()
+    hold = partial(asyncio.sleep, 0)
+    worker = worker_pair if c.style == "pair" else worker_cm
+    args = _worker_args(c, handle)
+    gc.collect()
+    tasks = [asyncio.create_task(worker(*args, hold, state)) for _ in range(scn.callers)]
+    result = await _window_async(scn, cfg, state, asyncio.sleep)
+    await _drain_asyncio(tasks, cfg)
     return result
 
 
@@ -452,11 +638,16 @@ async def _window_trio(scn: Scenario, c: Contender, cfg: Config, handle: Any) ->
     return result
 
 
-def measure_threads(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> Measured:
+def measure_threads(
+    scn: Scenario, c: Contender, cfg: Config, n: int | None, wait: bool = False
+) -> Measured | Waits:
     factory = Factory()
     handle = c.build(scn.pool_size, factory)
+    result: Measured | Waits
     try:
-        if scn.callers == 1:
+        if wait:
+            result = _waits_threads(scn, c, cfg, handle)
+        elif scn.callers == 1:
             if c.style == "pair":
                 run = partial(loop_pair_sync, handle.acquire, handle.release)
             else:
@@ -484,17 +675,24 @@ def measure_threads(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> 
     return result
 
 
-def _window_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Measured:
-    state = State(scn.callers)
+def _sync_args(scn: Scenario, c: Contender, handle: Any) -> tuple[Any, ...]:
     hold = time.sleep if scn.hold else None
     if c.style == "pair":
-        args: tuple[Any, ...] = (handle.acquire, handle.release, None, hold, state)
-    else:
-        args = (None, None, handle.lease, hold, state)
-    threads = [
-        threading.Thread(target=worker_sync, args=(*args, i), daemon=True)
-        for i in range(scn.callers)
-    ]
+        return (handle.acquire, handle.release, None, hold)
+    return (None, None, handle.lease, hold)
+
+
+def _run_threads(
+    scn: Scenario,
+    cfg: Config,
+    state: State,
+    target: Callable[..., None],
+    per_thread: list[tuple[Any, ...]],
+    during: Callable[[float], Any],
+) -> Any:
+    """Start the threads, open the gate, run ``during(begun)`` (it sets ``state.stop``),
+    join them; its return, unless a thread raised or hung."""
+    threads = [threading.Thread(target=target, args=args, daemon=True) for args in per_thread]
     old_stack = threading.stack_size()
     if scn.callers > 64:
         threading.stack_size(512 * 1024)  # thousands of threads: keep their stacks small
@@ -511,16 +709,7 @@ def _window_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Me
     finally:
         threading.stack_size(old_stack)
     state.gate.set()
-    begun = perf_counter()
-    time.sleep(cfg.warmup)
-    while sum(state.counts) < scn.callers and perf_counter() - begun < cfg.drain_timeout:
-        time.sleep(0.005)
-    marks = [(sum(state.counts), perf_counter())]
-    window = _window_for(cfg, scn.callers, marks[0][0], marks[0][1] - begun)
-    for _ in range(cfg.slices):
-        time.sleep(window / cfg.slices)
-        marks.append((sum(state.counts), perf_counter()))
-    state.stop = True
+    result = during(perf_counter())
     deadline = time.monotonic() + cfg.drain_timeout
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
@@ -529,10 +718,51 @@ def _window_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Me
         raise BenchError(repr(state.errors[0]))
     if alive:
         raise BenchError(f"{alive} threads still blocked {cfg.drain_timeout:g}s after stop")
-    return _slice_rate(marks)
+    return result
 
 
-def _check_size(scn: Scenario, factory: Factory, result: Measured) -> None:
+def _window_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Measured:
+    state = State(scn.callers)
+    args = (*_sync_args(scn, c, handle), state)
+
+    def during(begun: float) -> Measured:
+        time.sleep(cfg.warmup)
+        while sum(state.counts) < scn.callers and perf_counter() - begun < cfg.drain_timeout:
+            time.sleep(0.005)
+        marks = [(sum(state.counts), perf_counter())]
+        window = _window_for(cfg, scn.callers, marks[0][0], marks[0][1] - begun)
+        for _ in range(cfg.slices):
+            time.sleep(window / cfg.slices)
+            marks.append((sum(state.counts), perf_counter()))
+        state.stop = True
+        return _slice_rate(marks)
+
+    per_thread = [(*args, i) for i in range(scn.callers)]
+    result: Measured = _run_threads(scn, cfg, state, worker_sync, per_thread, during)
+    return result
+
+
+def _waits_threads(scn: Scenario, c: Contender, cfg: Config, handle: Any) -> Waits:
+    state = State()
+    args = (*_sync_args(scn, c, handle), state)
+    waits: list[list[int]] = [[] for _ in range(scn.callers)]
+
+    def during(begun: float) -> tuple[list[int], list[int], float]:
+        time.sleep(cfg.warmup)
+        while _total(waits) < scn.callers and perf_counter() - begun < cfg.drain_timeout:
+            time.sleep(0.005)
+        start, t0 = [len(w) for w in waits], perf_counter()
+        time.sleep(_wait_window_for(cfg, scn.callers, sum(start), t0 - begun))
+        end, t1 = [len(w) for w in waits], perf_counter()
+        state.stop = True
+        return start, end, t1 - t0
+
+    per_thread = [(*args, w) for w in waits]
+    start, end, seconds = _run_threads(scn, cfg, state, timed_sync, per_thread, during)
+    return _waits(waits, start, end, seconds)
+
+
+def _check_size(scn: Scenario, factory: Factory, result: Measured | Waits) -> None:
     if factory.created > scn.pool_size:
         raise Oversize(f"made {factory.created} resources for a pool of {scn.pool_size}", result)
 
@@ -540,19 +770,22 @@ def _check_size(scn: Scenario, factory: Factory, result: Measured) -> None:
 class Oversize(Exception):
     """The pool made more resources than its size: measured, but not a fair number."""
 
-    def __init__(self, message: str, result: Measured) -> None:
+    def __init__(self, message: str, result: Any) -> None:
         super().__init__(message)
         self.result = result
 
 
-def measure(scn: Scenario, c: Contender, cfg: Config, n: int | None) -> Measured:
+def measure(
+    scn: Scenario, c: Contender, cfg: Config, n: int | None, wait: bool = False
+) -> Measured | Waits:
+    """One case: its throughput (``Measured``), or with ``wait`` its waits (``Waits``)."""
     if scn.library == "asyncio":
-        return asyncio.run(measure_async(scn, c, cfg, n))
+        return asyncio.run(measure_async(scn, c, cfg, n, wait))
     if scn.library == "trio":
         import trio
 
-        return trio.run(measure_async, scn, c, cfg, n)
-    return measure_threads(scn, c, cfg, n)
+        return trio.run(measure_async, scn, c, cfg, n, wait)
+    return measure_threads(scn, c, cfg, n, wait)
 
 
 # -- memory -----------------------------------------------------------------------
@@ -621,12 +854,25 @@ class Case:
     contender: str
     samples: list[float] = field(default_factory=list)  # best slice of each round
     overall: list[float] = field(default_factory=list)  # whole measurement of each round
+    waits: list[dict[str, float | None]] = field(default_factory=list)  # wait pass, per round
     error: str | None = None
     invalid: str | None = None  # measured, but the pool broke its size: not a fair number
 
     @property
     def median(self) -> float | None:
         return statistics.median(self.samples) if self.samples else None
+
+    def wait(self, key: str) -> float | None:
+        """The wait pass over rounds: the median of the rounds' p50 and p99, the max of max."""
+        values = [v for w in self.waits if (v := w.get(key)) is not None]
+        if not values:
+            return None
+        return max(values) if key == "max_us" else statistics.median(values)
+
+
+def waited(scn: Scenario) -> bool:
+    """A contended scenario, whose acquires wait: it gets a wait pass."""
+    return scn.callers > 1
 
 
 def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> dict[str, Any]:
@@ -658,6 +904,7 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
     cases = {(s.id, c.key): Case(s.id, c.key) for s, rows in active for c in rows}
     calibration: dict[tuple[str, str], int] = {}
     started = perf_counter()
+    wait_seconds = 0.0  # of bench_seconds, in the wait pass
     for round_no in range(cfg.rounds):
         log(f"round {round_no + 1}/{cfg.rounds} ...")
         for scn, rows in active:
@@ -682,6 +929,7 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
                     case.error = repr(exc)
                     log(f"  {scn.id} {c.label}: {case.error}")
                     continue
+                assert isinstance(result, Measured)
                 if result.ops <= 0:
                     case.error = "no op completed in the measured window (stalled)"
                     log(f"  {scn.id} {c.label}: {case.error}")
@@ -690,6 +938,31 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
                     calibration.setdefault(key, result.ops)
                 case.samples.append(result.best)
                 case.overall.append(result.ops / result.seconds)
+            if not (cfg.wait and waited(scn)):
+                continue
+            # The wait pass: its own window per case, with a fresh pool, in the same order.
+            wait_started = perf_counter()
+            for c in rows[shift:] + rows[:shift]:
+                case = cases[(scn.id, c.key)]
+                if case.error is not None:
+                    continue
+                case_started = perf_counter()
+                try:
+                    waits = measure(scn, c, cfg, None, wait=True)
+                except Oversize as exc:
+                    if case.invalid is None:
+                        log(f"  {scn.id} {c.label} (wait pass): {exc}")
+                    case.invalid = str(exc)
+                    waits = exc.result
+                except Exception as exc:
+                    case.error = f"wait pass: {exc if isinstance(exc, BenchError) else repr(exc)}"
+                    log(f"  {scn.id} {c.label}: {case.error}")
+                    continue
+                assert isinstance(waits, Waits)
+                summary = waits.summary()
+                summary["case_seconds"] = round(perf_counter() - case_started, 3)  # all of it
+                case.waits.append(summary)
+            wait_seconds += perf_counter() - wait_started
     bench_seconds = perf_counter() - started
 
     memory: list[dict[str, Any]] = []
@@ -712,7 +985,7 @@ def run(cfg: Config, families: set[str] | None, log: Callable[[str], None]) -> d
             }
         )
 
-    return assemble(cfg, active, cases, growths, memory, notes, bench_seconds)
+    return assemble(cfg, active, cases, growths, memory, notes, bench_seconds, wait_seconds)
 
 
 def _versions() -> dict[str, str]:
@@ -744,11 +1017,12 @@ def assemble(
     memory: list[dict[str, Any]],
     notes: list[str],
     bench_seconds: float,
+    wait_seconds: float = 0.0,
 ) -> dict[str, Any]:
     out_scenarios = []
     by_id: dict[str, dict[str, Any]] = {}
     for scn, rows in active:
-        entries = []
+        entries: list[dict[str, Any]] = []
         for c in rows:
             case = cases[(scn.id, c.key)]
             entries.append(
@@ -763,19 +1037,32 @@ def assemble(
                     "overall": case.overall,
                     "error": case.error,
                     "invalid": case.invalid,
+                    "wait_p50_us": case.wait("p50_us"),
+                    "wait_p99_us": case.wait("p99_us"),
+                    "wait_max_us": case.wait("max_us"),
+                    "wait_slowest_share": case.wait("slowest_share"),
+                    "wait_rounds": case.waits,
                 }
             )
         valid_peers = [e for e in entries if e["kind"] == "peer" and _usable(e)]
         best = max(valid_peers, key=lambda e: e["ops_per_s"], default=None)
         floor = next((e for e in entries if e["kind"] == "floor" and _usable(e)), None)
+        waited_peers = [e for e in valid_peers if e["wait_p99_us"]]
+        best_wait = min(waited_peers, key=lambda e: e["wait_p99_us"], default=None)
+        floor_wait = floor["wait_p99_us"] if floor else None
         for e in entries:
             ops = e["ops_per_s"]
             e["vs_best_peer"] = ops / best["ops_per_s"] if ops and best else None
             e["vs_floor"] = ops / floor["ops_per_s"] if ops and floor else None
+            p99 = e["wait_p99_us"] if _usable(e) else None
+            e["wait_vs_best_peer"] = p99 / best_wait["wait_p99_us"] if p99 and best_wait else None
+            e["wait_vs_floor"] = p99 / floor_wait if p99 and floor_wait else None
         record = {
             **{k: v for k, v in asdict(scn).items() if k != "contenders"},
             "best_peer": best["contender"] if best else None,
             "floor": floor["contender"] if floor else None,
+            "waited": cfg.wait and waited(scn),
+            "best_wait_peer": best_wait["contender"] if best_wait else None,
             "rows": entries,
         }
         out_scenarios.append(record)
@@ -814,6 +1101,7 @@ def assemble(
             "versions": _versions(),
             "config": asdict(cfg),
             "bench_seconds": round(bench_seconds, 1),
+            "wait_seconds": round(wait_seconds, 1),
             "notes": notes,
         },
         "scenarios": out_scenarios,
@@ -833,6 +1121,12 @@ def _usable(row: dict[str, Any]) -> bool:
 PEER_TARGET_SCENARIOS = ("a", "b", "c", "d", "e")
 FLOOR_TARGETS = {"a": 0.5, "c": 0.6, "f-a": 0.8, "f-b": 0.8}
 GROWTH_TARGET = 0.8
+# respool's p99 wait over the lowest p99 of the peers (they all barge: a released
+# resource goes to whoever asks first, not to the oldest waiter), or of the floor
+# where no peer runs (trio)
+WAIT_TARGET = 0.5
+WAIT_PEER_SCENARIOS = ("b", "d", "e")
+WAIT_FLOOR_SCENARIOS = ("f-b",)
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -844,6 +1138,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         threshold: float,
         detail: str = "",
         lower_is_better: bool = False,
+        unit: str = "",
     ) -> None:
         if value is None:
             status = "SKIP"
@@ -859,6 +1154,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "status": status,
                 "detail": detail,
                 "lower_is_better": lower_is_better,
+                **({"unit": unit} if unit else {}),
             }
         )
 
@@ -880,6 +1176,25 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     r["vs_floor"],
                     FLOOR_TARGETS[scn["id"]],
                     f"floor: {_label(scn['floor'])}",
+                )
+        for r in respool_rows:
+            if scn["id"] in WAIT_PEER_SCENARIOS:
+                add(
+                    f"{scn['id']} ({scn['title']}): {r['label']} p99 wait vs best barging peer",
+                    r.get("wait_vs_best_peer"),
+                    WAIT_TARGET,
+                    f"best barging peer (lowest p99): {_label(scn.get('best_wait_peer'))}",
+                    lower_is_better=True,
+                    unit="x",
+                )
+            elif scn["id"] in WAIT_FLOOR_SCENARIOS:
+                add(
+                    f"{scn['id']} ({scn['title']}): {r['label']} p99 wait vs floor (no peer)",
+                    r.get("wait_vs_floor"),
+                    WAIT_TARGET,
+                    f"floor: {_label(scn['floor'])}",
+                    lower_is_better=True,
+                    unit="x",
                 )
     for g in results["growth"]:
         for r in g["rows"]:
@@ -969,6 +1284,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--window", type=float, default=None, help="seconds per multi-caller run")
     p.add_argument(
+        "--wait-window",
+        type=float,
+        default=None,
+        help="seconds per wait-pass run of a contended scenario (default 0.1)",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="skip the wait pass: throughput only (the wait targets are skipped)",
+    )
+    p.add_argument(
         "--single-seconds", type=float, default=None, help="seconds per single-caller run"
     )
     p.add_argument(
@@ -988,6 +1314,7 @@ def make_config(args: argparse.Namespace) -> Config:
             single_seconds=0.01,
             probe_ops=200,
             window=0.02,
+            wait_window=0.02,
             max_window=0.2,
             warmup=0.005,
             idle_large=1000,
@@ -1006,6 +1333,10 @@ def make_config(args: argparse.Namespace) -> Config:
         cfg.thread_waiters_large = args.thread_waiters
     if args.window is not None:
         cfg.window = args.window
+    if args.wait_window is not None:
+        cfg.wait_window = args.wait_window
+    if args.no_wait:
+        cfg.wait = False
     if args.single_seconds is not None:
         cfg.single_seconds = args.single_seconds
     if args.memory_resources is not None:

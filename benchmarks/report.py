@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0-1) of sorted values, nearest rank: no interpolation."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def _ops(value: float | None) -> str:
@@ -50,10 +56,77 @@ def _row_cells(row: dict[str, Any]) -> list[str]:
 
 MAIN_HEAD = ["Pool", "API", "ops/s", "spread", "vs best peer", "vs floor", "note"]
 
+NONE = "—"  # a value this run did not measure (or an older results file does not have)
+
+
+def _us(value: float | None) -> str:
+    if value is None:
+        return NONE
+    return f"{value:.1f}" if value < 10 else f"{value:,.0f}"
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return NONE
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.3f}x"
+
+
+def _share(value: float | None) -> str:
+    return NONE if value is None else f"{value:.2f}"
+
+
+def _took(meta: dict[str, Any]) -> str:
+    """The run's time, and the wait pass's part of it (older results files: no part)."""
+    wait = meta.get("wait_seconds")
+    return f"{meta['bench_seconds']:.0f} s" + (
+        f" ({wait:.0f} s of it the wait pass)" if wait else ""
+    )
+
+
+WAIT_HEAD = [
+    "Scenario",
+    "Pool",
+    "ops/s",
+    "wait p50 µs",
+    "p99 µs",
+    "max µs",
+    "slowest caller",
+    "p99 / best peer's",
+    "p99 / floor's",
+]
+
+
+def _waited(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The contended scenarios (several callers), those a wait pass covers."""
+    return [s for s in results["scenarios"] if s.get("waited", s["callers"] > 1)]
+
+
+def _wait_rows(scn: dict[str, Any], bold: bool = False) -> list[list[str]]:
+    """A scenario's rows of the wait table, its first cell the scenario (first row only)."""
+    rows = []
+    for i, r in enumerate(scn["rows"]):
+        respool = r["kind"] == "respool"
+        label = f"**{r['label']}**" if bold and respool else r["label"]
+        rows.append(
+            [
+                f"{scn['id']}: {scn['title']}" if i == 0 else "",
+                label,
+                _ops(r["ops_per_s"]),
+                _us(r.get("wait_p50_us")),
+                _us(r.get("wait_p99_us")),
+                _us(r.get("wait_max_us")),
+                _share(r.get("wait_slowest_share")),
+                _ratio(r.get("wait_vs_best_peer")) if respool else "",
+                _ratio(r.get("wait_vs_floor")) if r["kind"] != "floor" else "",
+            ]
+        )
+    return rows
+
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    right = {i for i, h in enumerate(head) if h not in ("Pool", "API", "note", "Growth")}
+    left = ("Pool", "API", "note", "Growth", "Scenario")
+    right = {i for i, h in enumerate(head) if h not in left}
 
     def fmt(cells: list[str]) -> str:
         parts = [
@@ -70,7 +143,7 @@ def text(results: dict[str, Any]) -> str:
     m = meta["machine"]
     lines = [
         f"respool benchmark: Python {m['python']} on {m['cpu']} ({m['cpus']} CPUs), "
-        f"{meta['config']['rounds']} round(s), medians; {meta['bench_seconds']}s",
+        f"{meta['config']['rounds']} round(s), medians; {_took(meta)}",
     ]
     lines += [f"  note: {n}" for n in meta["notes"]]
     for scn in results["scenarios"]:
@@ -93,6 +166,11 @@ def text(results: dict[str, Any]) -> str:
             for r in g["rows"]
         ]
         lines += _table(["Growth", "Pool", "small ops/s", "large ops/s", "ratio", "note"], rows)
+    if _waited(results):
+        lines += ["", "[w] wait per acquire, contended scenarios (own pass; medians; µs)"]
+        for scn in _waited(results):
+            lines += ["", f"  {scn['id']}: {scn['title']}"]
+            lines += _table(WAIT_HEAD[1:], [r[1:] for r in _wait_rows(scn)])
     if results["memory"]:
         n = results["meta"]["config"]["memory_resources"]
         lines += ["", f"[i] memory per idle resource ({n:,} idle, tracemalloc)"]
@@ -113,7 +191,10 @@ def _bytes(value: float | None) -> str:
 def _target_line(t: dict[str, Any]) -> str:
     if t["status"] == "SKIP":
         return f"SKIP  {t['name']} ({t['detail'] or 'not measured'})"
-    if t["lower_is_better"]:
+    if t["lower_is_better"] and t.get("unit") == "x":
+        sign = "<=" if t["status"] == "PASS" else ">"
+        measured = f"{t['value']:.2f}x {sign} {t['threshold']:.1f}x; {t['detail']}"
+    elif t["lower_is_better"]:
         sign = "<=" if t["status"] == "PASS" else ">"
         measured = f"{t['value']:.0f} {sign} {t['threshold']:.0f} {t['detail']}"
     else:
@@ -143,6 +224,7 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
                 "large ops/s",
                 "ratio",
                 "bytes",
+                *WAIT_HEAD[2:],
             )
             else "---"
             for h in head
@@ -161,7 +243,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Measured {meta['date']} at commit `{m['commit'] or 'unknown'}`: Python {m['python']} "
         f"({m['implementation']}) on {m['cpu']}, {m['cpus']} CPUs, {m['platform']}; "
         f"{meta['config']['rounds']} interleaved rounds, medians; the run took "
-        f"{meta['bench_seconds']:.0f} s.",
+        f"{_took(meta)}.",
         "",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
     ]
@@ -185,6 +267,24 @@ def markdown(results: dict[str, Any]) -> str:
             for r in g["rows"]
         ]
         lines += _md_table(["Growth", "Pool", "small ops/s", "large ops/s", "ratio"], rows)
+    if _waited(results):
+        lines += [
+            "",
+            "### Wait per acquire (contended scenarios)",
+            "",
+            "From calling `acquire()` (or entering `lease()`) to holding the resource, in "
+            "µs, in a pass of its own (see *What is measured*): the median over rounds of "
+            "each round's p50 and p99, and the largest max. ops/s is the throughput "
+            "pass's. *slowest caller* is the fewest acquires any one caller completed in "
+            "the window, over the mean (median over rounds): 0.00 is a caller that got "
+            "nothing, whose whole wait is one sample; — where the window is under 4 acquires "
+            "per caller (5,000 waiters). *p99 / best peer's* divides by the "
+            "lowest p99 of the peers; *p99 / floor's* by the bare queue's.",
+            "",
+        ]
+        lines += _md_table(
+            WAIT_HEAD, [row for scn in _waited(results) for row in _wait_rows(scn, bold=True)]
+        )
     if results["memory"]:
         n = meta["config"]["memory_resources"]
         lines += ["", f"### Memory per idle resource ({n:,} idle resources, tracemalloc)", ""]
@@ -303,15 +403,19 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
     per_row = -(-len(main) // 2) if len(main) > 4 else max(len(main), 1)
     bar_rows = [main[i : i + per_row] for i in range(0, len(main), per_row)] or [[]]
     growth_slots = sum(len(rows) + 1 for _, rows in growth)  # a header slot per group
+    waits = _wait_chart_scenarios(results)
     heights = [
         1.6 + 3.3 * len(bar_rows),
+        *([1.0 + 3.3] if waits else []),  # old results files have no waits: no panel
         0.7 + 0.27 * max(growth_slots, 4),
         0.7 + 0.27 * max(len(mem), 3),
     ]
     with plt.rc_context({"font.size": FONT, "legend.fontsize": MIN_FONT}):
         fig = plt.figure(figsize=(FIG_WIDTH, sum(heights) + 0.4), layout="constrained")
-        top, mid, bottom = fig.subfigures(3, 1, height_ratios=heights)
+        top, *wait, mid, bottom = fig.subfigures(len(heights), 1, height_ratios=heights)
         _throughput_panel(top, bar_rows, per_row)
+        if waits:
+            _wait_panel(wait[0].subplots(), waits)
         _growth_panel(mid.subplots(), growth)
         _memory_panel(bottom.subplots(), mem, results["meta"]["config"]["memory_resources"])
         meta = results["meta"]
@@ -386,6 +490,66 @@ def _throughput_panel(sub: Any, bar_rows: list[list[dict[str, Any]]], per_row: i
         bbox_to_anchor=(0.5, 1.02),
         columnspacing=1.2,
         borderaxespad=0,
+    )
+
+
+def _wait_chart_scenarios(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The contended main scenarios and the growth cases with many waiters, with waits."""
+    by_id = {s["id"]: s for s in results["scenarios"]}
+    chosen = [s for s in _waited(results) if s["group"] == "main"]
+    chosen += [by_id[g["large"]] for g in results["growth"] if g["id"].startswith("h-wait")]
+    return [s for s in chosen if any(r.get("wait_p99_us") for r in s["rows"])]
+
+
+def _wait_panel(ax: Any, scenarios: list[dict[str, Any]]) -> None:
+    width = 0.12
+    ticks = []
+    tops: list[tuple[float, float]] = []  # (x, max) of each bar
+    for gi, scn in enumerate(scenarios):
+        rows = [r for r in scn["rows"] if r.get("wait_p99_us")]
+        start = gi - width * (len(rows) - 1) / 2
+        first, *rest = scn["title"].split(", ")
+        name = scn["id"] if scn["group"] == "main" else "h-wait"
+        ticks.append("\n".join([f"{name}: {first}", *rest]))
+        for ri, r in enumerate(rows):
+            hatch = "//" if (r["invalid"] or r["error"]) else None
+            bar = ax.bar(
+                start + ri * width,
+                r["wait_p99_us"],
+                width,
+                color=COLORS[r["contender"]],
+                hatch=hatch,
+                edgecolor="white" if hatch else None,
+            )
+            if r.get("wait_max_us"):
+                tops.append((start + ri * width, r["wait_max_us"]))
+            ratio = r.get("wait_vs_best_peer") or r.get("wait_vs_floor")
+            if r["kind"] == "respool" and ratio:
+                mark = "" if r.get("wait_vs_best_peer") else " fl"
+                ax.annotate(
+                    f"{ratio:.2f}x{mark}" if ratio >= 0.1 else f"{ratio:.3f}x{mark}",
+                    (bar[0].get_x() + width / 2, max(r["wait_p99_us"], r.get("wait_max_us") or 0)),
+                    ha="center",
+                    va="bottom",
+                    fontsize=MIN_FONT,
+                    rotation=90,
+                    xytext=(0, 4),
+                    textcoords="offset points",
+                )
+    if tops:
+        xs, ys = zip(*tops, strict=True)
+        ax.scatter(xs, ys, marker="_", s=60, color="black", linewidths=1.5, label="max", zorder=3)
+        ax.legend(loc="upper left")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(scenarios)), ticks, fontsize=MIN_FONT)
+    ax.set_xlim(-0.5, len(scenarios) - 0.5)
+    ax.set_ylim(top=ax.get_ylim()[1] * 8)
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.set_ylabel("p99 wait, µs (log scale)")
+    ax.set_title(
+        "p99 wait per acquire, contended scenarios (own pass; lower is better); dashes: max.\n"
+        'Labels (above the max): respool / the peers\' lowest p99, or / floor ("fl")',
+        fontsize=FONT,
     )
 
 

@@ -525,10 +525,6 @@ class Caller:
         self.latencies: list[float] = []
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
 def _counts(callers: list[Caller]) -> list[int]:
     return [len(c.latencies) for c in callers]
 
@@ -558,8 +554,8 @@ def _result(marks: list[tuple[list[int], float]], callers: list[Caller], checks:
         sum(last) - sum(first),
         end - begin,
         max(rates, default=0.0),
-        _percentile(window, 0.50) * 1000,
-        _percentile(window, 0.99) * 1000,
+        report.percentile(window, 0.50) * 1000,
+        report.percentile(window, 0.99) * 1000,
         window[-1] * 1000,
         statistics.fmean(window) * 1000,
         min(per_caller) / statistics.fmean(per_caller),

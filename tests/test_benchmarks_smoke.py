@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks" / "bench.py"
 
 MAIN = ["a", "b", "c", "d", "e", "f-a", "f-b"]
+CONTENDED = ["b", "d", "e", "f-b", "h-wait-asyncio-10", "h-wait-asyncio-20"]
+CONTENDED += ["h-wait-threads-10", "h-wait-threads-20"]
+WAIT_KEYS = ("wait_p50_us", "wait_p99_us", "wait_max_us")
 
 
 def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Path) -> None:
@@ -47,6 +50,23 @@ def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Pa
             assert row["vs_floor"] is not None and row["vs_floor"] > 0
             assert row["vs_best_peer"] is None
 
+    for scn in results["scenarios"]:  # the wait pass: contended scenarios only
+        assert scn["waited"] == (scn["id"] in CONTENDED), scn["id"]
+        for row in scn["rows"]:
+            p50, p99, top = (row[k] for k in WAIT_KEYS)
+            if not scn["waited"]:
+                assert (p50, p99, top, row["wait_rounds"]) == (None, None, None, []), row
+                continue
+            assert 0 < p50 <= p99 <= top, (scn["id"], row["contender"], p50, p99, top)
+            (round_,) = row["wait_rounds"]
+            assert round_["n"] > 0 and round_["ops_per_s"] > 0
+            share = row["wait_slowest_share"]  # None: too few turns in the window to tell
+            assert share is None or 0 <= share <= 1, share
+            assert (round_["p50_us"], round_["p99_us"], round_["max_us"]) == (p50, p99, top)
+            assert row["wait_vs_best_peer"] is None  # no peer measured
+            if row["kind"] != "floor":
+                assert row["wait_vs_floor"] is not None and row["wait_vs_floor"] > 0
+
     growth = {g["id"]: g for g in results["growth"]}
     assert sorted(growth) == [
         "h-idle-asyncio",
@@ -71,8 +91,14 @@ def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Pa
     peer_targets = [name for name in statuses if "vs best peer" in name]
     assert len(peer_targets) == 10  # scenarios a-e, bare and lease
     assert all(statuses[name] == "SKIP" for name in peer_targets)  # no peer measured
-    floor_targets = [name for name in statuses if "vs floor" in name]
+    floor_targets = [name for name in statuses if "vs floor" in name and "wait" not in name]
     assert len(floor_targets) == 8 and all(statuses[n] != "SKIP" for n in floor_targets)
+    wait_targets = [name for name in statuses if "p99 wait vs best barging peer" in name]
+    assert len(wait_targets) == 6  # scenarios b, d, e, bare and lease
+    assert all(statuses[name] == "SKIP" for name in wait_targets)  # no peer measured
+    trio_wait = [name for name in statuses if "p99 wait vs floor (no peer)" in name]
+    assert [name[:3] for name in trio_wait] == ["f-b", "f-b"]
+    assert all(statuses[name] != "SKIP" for name in trio_wait)
     for name, status in statuses.items():
         assert f"{status}  {name}" in proc.stdout
 
@@ -81,6 +107,43 @@ def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Pa
     assert text.endswith("<!-- results:end -->\ntail\n")
     assert "stale" not in text
     assert "| Scenario | Pool |" in text and "### Targets" in text
+    assert "### Wait per acquire (contended scenarios)" in text
+    assert "| Scenario | Pool | ops/s | wait p50 µs | p99 µs | max µs |" in text
+    assert "[w] wait per acquire" in proc.stdout
+
+
+def test_render_reads_a_results_file_without_the_wait_fields(tmp_path: Path) -> None:
+    """An older results.json (no wait pass) still renders, its waits shown as —."""
+    results_path = tmp_path / "results.json"
+    command = [
+        sys.executable, "-W", "error", str(BENCH), "--quick", "--pools", "floors",
+        "--idle-large", "50", "--waiters", "20", "--memory-resources", "100",
+        "--json", str(results_path),
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(results_path.read_text())
+    for scn in results["scenarios"]:
+        for key in ("waited", "best_wait_peer"):
+            del scn[key]
+        for row in scn["rows"]:
+            for key in [k for k in row if k.startswith("wait_")]:
+                del row[key]
+    del results["meta"]["wait_seconds"]
+    results["targets"] = [t for t in results["targets"] if "wait" not in t["name"]]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(results))
+    doc = tmp_path / "performance.md"
+    command = [
+        sys.executable, "-W", "error", str(BENCH), "--render", str(old),
+        "--markdown", str(doc), "--chart", str(tmp_path / "chart.png"),
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    wait_table = doc.read_text().split("### Wait per acquire (contended scenarios)")[1]
+    line = next(x for x in wait_table.splitlines() if x.startswith("| b: asyncio"))
+    assert line.endswith("| — | — | — | — |  |  |"), line  # the floor: no ratio to itself
+    assert "[w] wait per acquire" in proc.stdout
 
 
 def test_loop_pools_benchmark_quick_run_prints_its_table() -> None:
