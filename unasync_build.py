@@ -305,9 +305,9 @@ PHRASES += [  # the shared pool (_async/shared.py)
         "",
     ),
     (
-        "    no ``burst_limit``.  Timeouts and cancellation behave as in\n"
+        "    the oldest waiters, strictly in order).  Timeouts and cancellation behave as in\n"
         "    :class:`~respool.AsyncPool`: a caller who gives up or is cancelled while waiting\n",
-        "    no ``burst_limit``.  Timeouts behave as in\n"
+        "    the oldest waiters, strictly in order).  Timeouts behave as in\n"
         "    :class:`~respool.Pool`: a caller who gives up or is interrupted while waiting\n",
     ),
 ]

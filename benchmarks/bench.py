@@ -108,6 +108,10 @@ THREADS_1 = (
 THREADS_8 = (*THREADS_1[:-1], "sqlalchemy-lifo", THREADS_1[-1])
 ASYNCIO_GROWTH = ("respool-async", "respool-async-lease", "asyncio-lifoqueue")
 THREADS_GROWTH = ("respool-threads", "respool-threads-lease", "queue-lifoqueue")
+# Contended: respool with fairness_window=0 too, so both ways are measured in one run.
+ASYNCIO_CONTENDED = (*ASYNCIO_ALL[:2], "respool-async-strict", *ASYNCIO_ALL[2:])
+TRIO_CONTENDED = (*TRIO_ALL[:2], "respool-trio-strict", *TRIO_ALL[2:])
+THREADS_CONTENDED = (*THREADS_8[:2], "respool-threads-strict", *THREADS_8[2:])
 
 
 def scenarios(cfg: Config) -> tuple[list[Scenario], list[Growth]]:
@@ -115,15 +119,29 @@ def scenarios(cfg: Config) -> tuple[list[Scenario], list[Growth]]:
     main = [
         Scenario("a", "asyncio, 1 task, pool 10", "asyncio", 10, 1, False, ASYNCIO_ALL),
         Scenario(
-            "b", "asyncio, 100 tasks, pool 10, sleep(0) held", "asyncio", 10, 100, True, ASYNCIO_ALL
+            "b",
+            "asyncio, 100 tasks, pool 10, sleep(0) held",
+            "asyncio",
+            10,
+            100,
+            True,
+            ASYNCIO_CONTENDED,
         ),
         Scenario("c", "threads, 1 thread, pool 10", "threads", 10, 1, False, THREADS_1),
         Scenario(
-            "d", "threads, 8 threads, pool 4, sleep(0) held", "threads", 4, 8, True, THREADS_8
+            "d",
+            "threads, 8 threads, pool 4, sleep(0) held",
+            "threads",
+            4,
+            8,
+            True,
+            THREADS_CONTENDED,
         ),
-        Scenario("e", "threads, 8 threads, pool 8", "threads", 8, 8, False, THREADS_8),
+        Scenario("e", "threads, 8 threads, pool 8", "threads", 8, 8, False, THREADS_CONTENDED),
         Scenario("f-a", "trio, 1 task, pool 10", "trio", 10, 1, False, TRIO_ALL),
-        Scenario("f-b", "trio, 100 tasks, pool 10, sleep(0) held", "trio", 10, 100, True, TRIO_ALL),
+        Scenario(
+            "f-b", "trio, 100 tasks, pool 10, sleep(0) held", "trio", 10, 100, True, TRIO_CONTENDED
+        ),
     ]
     g = "growth"
     growth_scenarios = [

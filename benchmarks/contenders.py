@@ -148,6 +148,15 @@ async def build_respool_async(size: int, factory: Factory) -> Handle:
     return Handle(pool.acquire, pool.release, pool.lease, factory, pool, pool.dispose)
 
 
+async def build_respool_async_strict(size: int, factory: Factory) -> Handle:
+    """respool with ``fairness_window=0``: strict first come, first served."""
+    import respool
+
+    pool: Any = respool.AsyncPool(factory.make, None, pool_size=size, fairness_window=0)
+    await pool.prefill(timeout=math.inf)
+    return Handle(pool.acquire, pool.release, pool.lease, factory, pool, pool.dispose)
+
+
 async def build_escudeiro_async(size: int, factory: Factory) -> Handle:
     from escudeiro.ds.pools.asyncio import AsyncPool
 
@@ -235,6 +244,15 @@ def build_respool_threads(size: int, factory: Factory) -> Handle:
     return Handle(pool.acquire, pool.release, pool.lease, factory, pool, pool.dispose)
 
 
+def build_respool_threads_strict(size: int, factory: Factory) -> Handle:
+    """respool with ``fairness_window=0``: strict first come, first served."""
+    import respool
+
+    pool: Any = respool.Pool(factory, None, pool_size=size, fairness_window=0)
+    pool.prefill(timeout=math.inf)
+    return Handle(pool.acquire, pool.release, pool.lease, factory, pool, pool.dispose)
+
+
 def build_escudeiro_threads(size: int, factory: Factory) -> Handle:
     from escudeiro.ds.pools.thread import ThreadPool
 
@@ -307,6 +325,8 @@ CONTENDERS: list[Contender] = [
        "acquire/release", "pair", build_respool_async),
     _c("respool-async-lease", "respool AsyncPool lease()", "respool", "respool", "asyncio",
        "lease()", "cm", build_respool_async),
+    _c("respool-async-strict", "respool AsyncPool acquire/release, strict FIFO", "respool",
+       "respool", "asyncio", "acquire/release", "pair", build_respool_async_strict),
     _c("escudeiro-async", "escudeiro AsyncPool", "escudeiro", "peer", "asyncio",
        "acquire/release", "pair", build_escudeiro_async),
     _c("acp", "asyncio-connection-pool", ACP, "peer", "asyncio",
@@ -320,6 +340,8 @@ CONTENDERS: list[Contender] = [
        "acquire/release", "pair", build_respool_async),
     _c("respool-trio-lease", "respool AsyncPool lease()", "respool", "respool", "trio",
        "lease()", "cm", build_respool_async),
+    _c("respool-trio-strict", "respool AsyncPool acquire/release, strict FIFO", "respool",
+       "respool", "trio", "acquire/release", "pair", build_respool_async_strict),
     _c("trio-channel", "trio memory channel (floor)", "floor", "floor", "trio",
        "receive/send", "pair", build_trio_channel),
     # threads
@@ -327,6 +349,8 @@ CONTENDERS: list[Contender] = [
        "acquire/release", "pair", build_respool_threads),
     _c("respool-threads-lease", "respool Pool lease()", "respool", "respool", "threads",
        "lease()", "cm", build_respool_threads),
+    _c("respool-threads-strict", "respool Pool acquire/release, strict FIFO", "respool",
+       "respool", "threads", "acquire/release", "pair", build_respool_threads_strict),
     _c("escudeiro-threads", "escudeiro ThreadPool", "escudeiro", "peer", "threads",
        "acquire/release", "pair", build_escudeiro_threads),
     _c("gcp-threads", "generic-connection-pool (threads)", GCP, "peer", "threads",

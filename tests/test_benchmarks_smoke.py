@@ -42,7 +42,9 @@ def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Pa
     for sid in MAIN:
         rows = {r["contender"]: r for r in scenarios[sid]["rows"]}
         kinds = sorted(r["kind"] for r in rows.values())
-        assert kinds == ["floor", "respool", "respool"], (sid, kinds)  # no peer asked for
+        # no peer asked for; the contended scenarios measure respool strict FIFO too
+        respools = 3 if sid in ("b", "d", "e", "f-b") else 2
+        assert kinds == ["floor", *["respool"] * respools], (sid, kinds)
         assert scenarios[sid]["best_peer"] is None
         for row in rows.values():
             assert row["error"] is None and row["invalid"] is None, (sid, row)
@@ -89,15 +91,15 @@ def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Pa
     statuses = {t["name"]: t["status"] for t in results["targets"]}
     assert set(statuses.values()) <= {"PASS", "FAIL", "SKIP"}
     peer_targets = [name for name in statuses if "vs best peer" in name]
-    assert len(peer_targets) == 10  # scenarios a-e, bare and lease
+    assert len(peer_targets) == 13  # scenarios a-e, bare and lease; b, d, e strict FIFO too
     assert all(statuses[name] == "SKIP" for name in peer_targets)  # no peer measured
     floor_targets = [name for name in statuses if "vs floor" in name and "wait" not in name]
-    assert len(floor_targets) == 8 and all(statuses[n] != "SKIP" for n in floor_targets)
+    assert len(floor_targets) == 9 and all(statuses[n] != "SKIP" for n in floor_targets)
     wait_targets = [name for name in statuses if "p99 wait vs best barging peer" in name]
-    assert len(wait_targets) == 6  # scenarios b, d, e, bare and lease
+    assert len(wait_targets) == 9  # scenarios b, d, e: bare, lease and strict FIFO
     assert all(statuses[name] == "SKIP" for name in wait_targets)  # no peer measured
     trio_wait = [name for name in statuses if "p99 wait vs floor (no peer)" in name]
-    assert [name[:3] for name in trio_wait] == ["f-b", "f-b"]
+    assert [name[:3] for name in trio_wait] == ["f-b", "f-b", "f-b"]
     assert all(statuses[name] != "SKIP" for name in trio_wait)
     for name, status in statuses.items():
         assert f"{status}  {name}" in proc.stdout

@@ -50,8 +50,9 @@ class SharedPool(Pool[T]):
         pool_size: the most resources alive at once (default 4).
 
     There is no ``reset`` (a shared resource never comes back from all its
-    holders at one moment to be reset), no ``leak_timeout``, no ``lifo`` and
-    no ``burst_limit``.  Timeouts behave as in
+    holders at one moment to be reset), no ``leak_timeout``, no ``lifo``, no
+    ``burst_limit`` and no ``fairness_window`` (a freed seat always goes to
+    the oldest waiters, strictly in order).  Timeouts behave as in
     :class:`~respool.Pool`: a caller who gives up or is interrupted while waiting
     leaves the holder counts exact, and a seat handed to it at that moment
     goes to the next waiter.
