@@ -460,6 +460,7 @@ class Waits:
             "p50_us": report.percentile(ordered, 0.50) / 1000,
             "p99_us": report.percentile(ordered, 0.99) / 1000,
             "max_us": ordered[-1] / 1000,
+            "p99_time_us": report.time_percentile(ordered, 0.99) / 1000,
             "n": len(ordered),
             "ops_per_s": sum(self.per_caller) / self.seconds,
             # as in benchmarks/servers.py: 1.0 is every caller served alike, 0.0 a caller
@@ -1058,6 +1059,7 @@ def assemble(
                     "wait_p50_us": case.wait("p50_us"),
                     "wait_p99_us": case.wait("p99_us"),
                     "wait_max_us": case.wait("max_us"),
+                    "wait_p99_time_us": case.wait("p99_time_us"),
                     "wait_slowest_share": case.wait("slowest_share"),
                     "wait_rounds": case.waits,
                 }
@@ -1068,6 +1070,8 @@ def assemble(
         waited_peers = [e for e in valid_peers if e["wait_p99_us"]]
         best_wait = min(waited_peers, key=lambda e: e["wait_p99_us"], default=None)
         floor_wait = floor["wait_p99_us"] if floor else None
+        timed_peers = [e for e in valid_peers if e.get("wait_p99_time_us")]
+        best_time = min(timed_peers, key=lambda e: e["wait_p99_time_us"], default=None)
         for e in entries:
             ops = e["ops_per_s"]
             e["vs_best_peer"] = ops / best["ops_per_s"] if ops and best else None
@@ -1075,6 +1079,10 @@ def assemble(
             p99 = e["wait_p99_us"] if _usable(e) else None
             e["wait_vs_best_peer"] = p99 / best_wait["wait_p99_us"] if p99 and best_wait else None
             e["wait_vs_floor"] = p99 / floor_wait if p99 and floor_wait else None
+            by_time = e.get("wait_p99_time_us") if _usable(e) else None
+            e["wait_time_vs_best_peer"] = (
+                by_time / best_time["wait_p99_time_us"] if by_time and best_time else None
+            )
         record = {
             **{k: v for k, v in asdict(scn).items() if k != "contenders"},
             "best_peer": best["contender"] if best else None,
@@ -1202,6 +1210,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     r.get("wait_vs_best_peer"),
                     WAIT_TARGET,
                     f"best barging peer (lowest p99): {_label(scn.get('best_wait_peer'))}",
+                    lower_is_better=True,
+                    unit="x",
+                )
+                add(
+                    f"{scn['id']} ({scn['title']}): {r['label']} p99 wait by time vs best "
+                    "barging peer",
+                    r.get("wait_time_vs_best_peer"),
+                    WAIT_TARGET,
+                    "each wait weighted by its length (a starved caller counts for its "
+                    "whole wait); best barging peer: the lowest such p99",
                     lower_is_better=True,
                     unit="x",
                 )

@@ -65,7 +65,9 @@ def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Pa
             share = row["wait_slowest_share"]  # None: too few turns in the window to tell
             assert share is None or 0 <= share <= 1, share
             assert (round_["p50_us"], round_["p99_us"], round_["max_us"]) == (p50, p99, top)
+            assert p50 <= row["wait_p99_time_us"] <= top  # weighted by length: toward the max
             assert row["wait_vs_best_peer"] is None  # no peer measured
+            assert row["wait_time_vs_best_peer"] is None
             if row["kind"] != "floor":
                 assert row["wait_vs_floor"] is not None and row["wait_vs_floor"] > 0
 
@@ -95,6 +97,8 @@ def test_quick_run_reports_every_scenario_target_and_markdown_block(tmp_path: Pa
     assert all(statuses[name] == "SKIP" for name in peer_targets)  # no peer measured
     floor_targets = [name for name in statuses if "vs floor" in name and "wait" not in name]
     assert len(floor_targets) == 9 and all(statuses[n] != "SKIP" for n in floor_targets)
+    by_time = [name for name in statuses if "p99 wait by time vs best barging peer" in name]
+    assert len(by_time) == 9 and all(statuses[name] == "SKIP" for name in by_time)
     wait_targets = [name for name in statuses if "p99 wait vs best barging peer" in name]
     assert len(wait_targets) == 9  # scenarios b, d, e: bare, lease and strict FIFO
     assert all(statuses[name] == "SKIP" for name in wait_targets)  # no peer measured
@@ -144,7 +148,7 @@ def test_render_reads_a_results_file_without_the_wait_fields(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr
     wait_table = doc.read_text().split("### Wait per acquire (contended scenarios)")[1]
     line = next(x for x in wait_table.splitlines() if x.startswith("| b: asyncio"))
-    assert line.endswith("| — | — | — | — |  |  |"), line  # the floor: no ratio to itself
+    assert line.endswith("| — | — | — | — | — |  |  |  |"), line  # the floor: no ratio to itself
     assert "[w] wait per acquire" in proc.stdout
 
 
@@ -161,3 +165,14 @@ def test_loop_pools_benchmark_quick_run_prints_its_table() -> None:
     assert lines[2] == "| | one loop | loop_count=1 | loop_count=2 | loop_count=4 |"
     (cpu,) = (line for line in lines if line.startswith("| CPU"))
     assert cpu.count("x)") == 4 and "(1.00x)" in cpu
+
+
+def test_a_wait_percentile_by_time_counts_a_starved_caller_for_its_whole_wait() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report
+
+    waits = sorted([1.0] * 999 + [1000.0])  # one caller starved, 999 quick turns
+    assert report.percentile(waits, 0.99) == 1.0  # per acquire: the starved one is 0.1 %
+    assert report.time_percentile(waits, 0.99) == 1000.0  # by time: half of all waiting
+    assert report.time_percentile([2.0, 2.0, 2.0], 0.99) == 2.0
+    assert report.time_percentile([0.0, 0.0], 0.99) == 0.0
