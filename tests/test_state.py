@@ -1489,3 +1489,23 @@ def test_a_zero_window_is_strict_first_come_first_served(make):
     waiter = rig.waiter()
     rig.release(a)
     assert waiter.entry is held and not state.idle and state.nudged is None
+
+
+def test_a_burst_resource_coming_back_goes_to_the_waiter_whatever_the_window(make):
+    """Above pool_size (a burst), a returned resource serves a waiter at once or is closed:
+    it is never left idle for a newcomer, where nobody might take it again."""
+    rig = make(1, fairness_window=0.005, burst_limit=2)
+    state = rig.state
+    rig.made(a)
+    held = rig.claimed()
+    burst = rig.created(b)  # the burst: 2 alive, pool_size 1
+    waiter = rig.waiter()
+    taken = state.take_back(b, "release", False)
+    assert not isinstance(taken, str) and taken[1] is None  # kept: it serves the waiter
+    assert waiter.entry is burst and state.nudged is None and not state.idle
+    assert state.take(waiter, True) is burst
+    taken = state.take_back(a, "release", False)  # nobody waits: one too many, closed
+    assert not isinstance(taken, str) and taken[1] is held
+    rig.closed(held)
+    rig.release(b)
+    assert gauges(state) == gauge(size=1, idle=1)

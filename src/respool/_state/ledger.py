@@ -264,7 +264,12 @@ class Ledger(LostLeases[T]):
         if oldest is None:
             self.idle.append(entry)
             return None
-        if self.window and not line.creators and now - oldest.since < self.window:
+        if (
+            self.window
+            and now - oldest.since < self.window
+            and not line.creators
+            and self.slots <= self.limit  # a burst's resource must serve a waiter, or close
+        ):
             # The oldest waiter is young: whoever asks first may take this (design
             # decision 1); the waiter is woken to look, unless one is on its way.
             self.idle.append(entry)
