@@ -186,8 +186,9 @@ def consistent(state: PoolState[Res]) -> None:
     for entry in state.idle:
         assert state.alive[entry.key] is entry and not entry.leased and entry.handed is None
     assert len({e.key for e in state.idle}) == len(state.idle)
-    # Idle resources and a waiter not creating: one waiter is on its way to look.
-    assert not (state.idle and state.line.waiting > state.line.creators) or state.nudged
+    # Idle resources and a waiter that could take one: one such waiter is awake to look.
+    if state.idle and state.line.first(looking=True) is not None:
+        assert state.nudged is not None and not state.nudged.abandoned
 
 
 @pytest.fixture
@@ -1391,9 +1392,9 @@ def test_a_release_while_the_oldest_waiter_is_young_goes_idle_and_wakes_it_to_lo
     rig.release(a)
     assert list(state.idle) == [held] and waiter.entry is None
     assert state.nudged is waiter and waiter.event.sets == 1
-    assert gauges(state) == gauge(size=1, idle=1)  # it left the line to look
+    assert gauges(state) == gauge(size=1, idle=1, waiting=1)  # it keeps its place
     assert rig.claimed() is held  # a newcomer asks first, and takes it
-    assert state.take(waiter, True) is waiter  # nothing left: back at the head of the line
+    assert state.take(waiter, True) is waiter  # nothing left: it waits on, in its place
     assert state.nudged is None and waiter.event.sets == 0  # a fresh event to wait on
     assert gauges(state) == gauge(size=1, leased=1, waiting=1)
     rig.clock.now = 0.006  # it has waited 6 ms, counted from when it first joined
@@ -1509,3 +1510,33 @@ def test_a_burst_resource_coming_back_goes_to_the_waiter_whatever_the_window(mak
     rig.closed(held)
     rig.release(b)
     assert gauges(state) == gauge(size=1, idle=1)
+
+
+def test_a_waiter_awake_to_look_still_gets_a_freed_slot_and_a_late_handoff(make):
+    """While nudged, a waiter keeps its place: a slot freed meanwhile is its (not given
+    up), and once it has waited the window a returned resource is handed to it even
+    though it has not run yet (a releaser looping back without yielding cannot pass it)."""
+    rig = make(2, fairness_window=0.005)
+    state = rig.state
+    rig.made(a)
+    rig.made(b)
+    rig.claimed(), rig.claimed()
+    entry_a = state.alive[id(a)]
+    waiter = rig.waiter()
+    rig.release(a)
+    assert state.nudged is waiter and gauges(state)["waiting"] == 1
+    assert rig.claimed() is entry_a  # a newcomer (the releaser, looping back) takes it
+    rig.clock.now = 0.01  # the waiter has not run; it has waited the window
+    rig.release(a)
+    assert waiter.entry is entry_a and state.nudged is None and waiter.event.sets == 1
+    assert state.take(waiter, True) is entry_a
+    waiter2 = rig.waiter()
+    rig.release(a)  # young again: idle, and waiter2 is woken to look
+    assert state.nudged is waiter2
+    entry = state.alive[id(b)]
+    taken = state.take_back(b, "discard", False)
+    assert not isinstance(taken, str) and taken[1] is entry
+    rig.closed(entry)  # the slot freed: it goes to waiter2, awake or not
+    assert waiter2.slot and state.nudged is None
+    assert waiter2.event.sets == 1  # not set twice (a thread's event would raise)
+    assert state.take(waiter2, True) is SLOT

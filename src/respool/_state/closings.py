@@ -159,10 +159,11 @@ class Closings(Ledger[T]):
             for entry in idle:
                 entry.reason = DISPOSED
             self.idle.clear()
+            nudged, self.nudged = self.nudged, None
             while (waiter := self.line.pop()) is not None:
                 waiter.closed = True
                 try:
-                    if waiter.failed is None:  # else it is awake already
+                    if waiter.failed is None and waiter is not nudged:  # else it is awake
                         waiter.event.set()
                 except RuntimeError:
                     if not gone:

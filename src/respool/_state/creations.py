@@ -130,12 +130,10 @@ class Creations(Ledger[T]):
 
         A resource, a slot to create in, ``AGAIN`` (the creation it waited
         for ended without serving it), its timeout, or, if it was nudged to
-        look and nothing is idle any more, itself, back at the head of the
+        look and nothing is idle any more, itself, to wait on in its place in
         line; raises ``PoolClosed``.
         """
         with self.lock:
-            if waiter is self.nudged:
-                return self._looked(waiter)
             if waiter.entry is not None:
                 return self._taken(waiter)
             if waiter.slot:
@@ -143,6 +141,8 @@ class Creations(Ledger[T]):
             if waiter.closed:
                 self._abandon(waiter)  # frees a slot it held
                 raise PoolClosed(closed_message(self.kind))
+            if waiter is self.nudged:
+                return self._looked(waiter)
             if woken or waiter.failed is not None:
                 return AGAIN  # its creation ended (failed, or prefill's resource is placed)
             facts = self._timeout_facts()  # taken before leaving: it counts itself

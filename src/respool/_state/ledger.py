@@ -15,9 +15,11 @@ caller holds it; the others take it themselves (puddle's habit).
   returned resource goes straight to the oldest one (:meth:`_put`), unless
   that one has waited less than ``window`` (``fairness_window``): then it
   goes idle, a newcomer may take it first, and the oldest waiter not
-  creating is woken to look (``nudged``, one at a time).  So while a
-  resource is idle and such a waiter is parked, one is on its way to look,
-  and no waiter is passed over once it has waited ``window``.
+  creating is woken to look (``nudged``, one at a time), keeping its place
+  in line meanwhile.  So while a resource is idle and such a waiter is
+  parked, one is awake to look, and no waiter is passed over once it has
+  waited ``window``: the next resource returned is handed to it where it
+  stands, also while it is awake.
 * ``lost`` collects records of leased resources their holders dropped
   without releasing them (a weak-reference callback appends, with no lock);
   the next operation under the lock recovers their slots.
@@ -279,40 +281,43 @@ class Ledger(LostLeases[T]):
         return None
 
     def _nudge(self) -> None:
-        """Wake the oldest waiter not creating to look for an idle resource, if none is on its way.
+        """Wake the oldest waiter not creating to look for an idle resource, unless one is awake.
 
-        Keeps the invariant: while a resource is idle and a waiter not
-        creating is in line, one such waiter (``nudged``) is on its way to look.
+        It keeps its place in line meanwhile, so a resource returned once it
+        has waited the window, or a freed slot, is still handed to it there.
         """
-        if not self.idle or self.nudged is not None or self.line.waiting <= self.line.creators:
-            return
-        waiter = self.line.pop(for_slot=True)
-        if waiter is None:  # pragma: no cover  # the line counts say there is one
-            return
-        self.nudged = waiter
-        if waiter.failed is None:  # else it is awake already, and looks again anyway
-            waiter.event.set()
+        if self.nudged is None and self.idle:
+            waiter = self.line.first(looking=True)
+            if waiter is not None:
+                self.nudged = waiter
+                waiter.event.set()
 
     def _looked(self, waiter: Waiter[T]) -> Step[T]:
-        """The nudged waiter looks: an idle resource, else its place at the head of the line."""
+        """The nudged waiter looks: it takes an idle resource, else waits on in its place."""
         self.nudged = None
-        if not self.idle and not self.closed:
-            waiter.event = self.new_event()
-            self.line.join(waiter, front=True)
+        if not self.idle:
+            waiter.event = self.new_event()  # its last one is set
             return waiter
-        step = self._claim(front=True)  # a resource (or one to replace), or PoolClosed
+        self.line.leave(waiter)
+        step = self._claim(front=True)  # a resource (or one to replace): never a wait
         self._nudge()  # more are idle: the next waiter looks too
         return step
+
+    def _woken(self, waiter: Waiter[T]) -> None:
+        """Wake a waiter taken out of line with something for it (a resource, a slot)."""
+        if waiter is self.nudged:  # awake already: another looks, if there is something idle
+            self.nudged = None
+            self._nudge()
+        elif waiter.failed is None:
+            waiter.event.set()
 
     def _hand(self, entry: Entry[T], waiter: Waiter[T]) -> None:
         """Lease ``entry`` to a waiter taken out of line, and wake it."""
         self._lease(entry)
         entry.handed = waiter
         waiter.entry = entry
-        if waiter.failed is None:
-            waiter.event.set()
-        else:  # woken already (its factory call failed): it takes this instead of retrying
-            waiter.failed = None
+        self._woken(waiter)
+        waiter.failed = None  # if its factory call failed, it was awake: it takes this instead
         if waiter.creation is not None:  # its factory call goes on for whoever is next
             waiter.creation.owner = None
             waiter.creation = None
@@ -337,7 +342,7 @@ class Ledger(LostLeases[T]):
             return
         self.creating += 1
         waiter.slot = True
-        waiter.event.set()
+        self._woken(waiter)
 
     def _creation_failed(self) -> None:
         """A reserved slot will hold no resource after all: free it."""
@@ -384,10 +389,6 @@ class Ledger(LostLeases[T]):
 
         Returns a resource the caller must close (the pool closed meanwhile).
         """
-        if waiter is self.nudged:  # out of line, on its way to look: another looks instead
-            self.nudged = None
-            self._nudge()
-            return None
         if waiter.entry is not None:
             entry, waiter.entry = waiter.entry, None
             entry.handed = None
@@ -400,6 +401,9 @@ class Ledger(LostLeases[T]):
             return None
         if not waiter.closed:
             self.line.leave(waiter)
+        if waiter is self.nudged:  # it was to look: another looks instead
+            self.nudged = None
+            self._nudge()
         if waiter.creation is not None:  # its factory call goes on, for whoever is next
             waiter.creation.owner = None
             waiter.creation = None

@@ -66,12 +66,18 @@ class Line(Generic[T]):
             self._waiters.append(waiter)
         self.waiting += 1
 
-    def first(self) -> Waiter[T] | None:
-        """The oldest waiter, left in line."""
+    def first(self, *, looking: bool = False) -> Waiter[T] | None:
+        """The oldest waiter, left in line; ``looking``: the oldest one that could come and
+        take an idle resource (not creating, not awake already after a failed one)."""
         waiters = self._waiters
         while waiters and waiters[0].abandoned:
             waiters.popleft()
-        return waiters[0] if waiters else None
+        if not looking:
+            return waiters[0] if waiters else None
+        for waiter in waiters:  # past at most pool_size creators, and those who left
+            if not (waiter.abandoned or waiter.creation or waiter.holds_slot or waiter.failed):
+                return waiter
+        return None
 
     def pop(self, *, for_slot: bool = False) -> Waiter[T] | None:
         """Take the oldest waiter out of line.  ``for_slot``: one that is not creating already."""
