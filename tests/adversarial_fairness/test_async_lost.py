@@ -55,7 +55,6 @@ async def test_nudged_waiter_cancelled_before_it_runs_next_one_served(anyio_back
         with anyio.fail_after(3):
             while not any(e[0] == "B got" for e in log if isinstance(e, tuple)):
                 await anyio.sleep(0.01)
-    assert ("A got", r) not in log or True  # A may or may not have got it; B must
     b_wait = next(e[1] for e in log if isinstance(e, tuple) and e[0] == "B got")
     assert b_wait < 2.0, log
     assert settled(pool, book) == []
