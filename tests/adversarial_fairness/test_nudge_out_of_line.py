@@ -222,3 +222,41 @@ async def test_max_waiting_counts_nudged_waiter(anyio_backend):
         await pool.release(r)
     assert admitted == ["exhausted"], admitted
     await pool.dispose()
+
+
+@pytest.mark.xfail(strict=True, reason=BUG_SLOT + " (default window, trio MockClock)")
+def test_mockclock_default_window_slot_freed_while_waiter_nudged():
+    """Deterministic with the default 5 ms window: virtual time stands still between steps."""
+    import trio
+    import trio.testing
+
+    book = Book()
+    res = {}
+
+    async def main():
+        pool = AsyncPool(book.afactory, book.aclose, pool_size=2)  # fairness_window=0.005
+        r1, r2 = await pool.acquire(), await pool.acquire()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_a_waiter, pool, res, 0.4)
+            await trio.testing.wait_all_tasks_blocked()
+            assert pool.stats().waiting == 1
+            await pool.release(r1)  # A has waited 0 virtual seconds: nudged
+            r1 = await pool.acquire(timeout=0)  # barged
+            await pool.discard(r2)  # freed slot
+            await trio.sleep(1.0)
+            await pool.release(r1)
+        res["settled"] = settled(pool, book)
+        await pool.dispose()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert res["a"][0] == "got", res
+    assert res["a"][1] == 0, res  # it could create at once
+
+
+@pytest.mark.xfail(strict=True, reason=BUG_SLOT + " (uvloop)")
+def test_uvloop_slot_freed_by_discard_while_waiter_nudged():
+    import asyncio
+
+    uvloop = pytest.importorskip("uvloop")
+    runner = uvloop.run if hasattr(uvloop, "run") else asyncio.run
+    runner(_discard_scenario(10.0))
