@@ -273,7 +273,7 @@ async def test_release_during_dispose_race_many(anyio_backend):
 async def _chaos(pool, book, n, duration, rng, give_up=0.3):
     """n tasks lease with random timeouts and random cancellation; holders tracked."""
     stop = anyio.current_time() + duration
-    tally = {"served": 0, "timeout": 0, "cancelled": 0}
+    tally = {"served": 0, "timeout": 0, "cancelled": 0, "acquire_cancelled": 0}
 
     async def worker(i):
         me = f"w{i}"
@@ -282,8 +282,10 @@ async def _chaos(pool, book, n, duration, rng, give_up=0.3):
             with anyio.CancelScope() as scope:
                 if rng.random() < give_up:
                     scope.deadline = anyio.current_time() + rng.random() * 0.01
+                in_body = False
                 try:
                     async with pool.lease(timeout=timeout) as r:
+                        in_body = True
                         book.took(r, me)
                         try:
                             await anyio.sleep(rng.random() * 0.003)
@@ -294,6 +296,7 @@ async def _chaos(pool, book, n, duration, rng, give_up=0.3):
                     tally["timeout"] += 1
             if scope.cancelled_caught:
                 tally["cancelled"] += 1
+                tally["acquire_cancelled"] += not in_body
             if rng.random() < 0.2:
                 await anyio.sleep(0)
 
@@ -325,6 +328,12 @@ async def test_chaos_cancel_and_timeouts(anyio_backend, window):
     pool = _pool(book, pool_size=3, fairness_window=window)
     tally = await _chaos(pool, book, 12, 0.6, random.Random(1))
     assert tally["served"] > 50, tally
+    s = pool.stats()
+    # the counters agree with what the callers saw
+    assert s.timeouts == tally["timeout"], (s, tally)
+    assert s.cancelled == tally["acquire_cancelled"], (s, tally)
+    in_body = tally["cancelled"] - tally["acquire_cancelled"]  # cancelled while holding
+    assert s.acquired == tally["served"] + in_body, (s, tally)
     await _patient_after(pool, book)
     assert settled(pool, book) == [], tally
     await pool.dispose()

@@ -260,3 +260,40 @@ def test_uvloop_slot_freed_by_discard_while_waiter_nudged():
     uvloop = pytest.importorskip("uvloop")
     runner = uvloop.run if hasattr(uvloop, "run") else asyncio.run
     runner(_discard_scenario(10.0))
+
+
+@pytest.mark.xfail(strict=True, reason=BUG_SLOT + " (resize grow: the new slot is not given)")
+@pytest.mark.parametrize("window", [0.5, 10.0])
+async def test_resize_grow_while_waiter_nudged(anyio_backend, window):
+    """'Growing serves waiters at once: each newly allowed slot goes to the oldest one.'"""
+    book = Book()
+    pool = _pool(book, pool_size=1, fairness_window=window)
+    r = await pool.acquire()
+    res = {}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_a_waiter, pool, res, 0.4)
+        await anyio.sleep(0.01)
+        await pool.release(r)  # A nudged
+        r = await pool.acquire(timeout=0)  # barged
+        await pool.resize(2)  # a new slot: A must create in it
+        await anyio.sleep(0.5)
+        await pool.release(r)
+    assert res["a"][0] == "got", res
+    assert settled(pool, book) == []
+    await pool.dispose()
+
+
+async def test_resize_grow_strict_fifo_control(anyio_backend):
+    book = Book()
+    pool = _pool(book, pool_size=1, fairness_window=0)
+    r = await pool.acquire()
+    res = {}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_a_waiter, pool, res, 0.4)
+        await anyio.sleep(0.01)
+        await pool.resize(2)
+        await anyio.sleep(0.05)
+    await pool.release(r)
+    assert res["a"][0] == "got", res
+    assert settled(pool, book) == []
+    await pool.dispose()
