@@ -339,3 +339,49 @@ async def test_timeout_on_time_while_pool_held(anyio_backend):
         await pool.release(r)
     assert settled(pool, book) == []
     await pool.dispose()
+
+
+BUG_HOG = (
+    "BUG: a waiter nudged while young leaves the line until it runs; a releaser that "
+    "loops back without yielding then never sees it as the oldest waiter, so the direct "
+    "handoff never comes and the waiter is starved far past the window"
+)
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        0,
+        pytest.param(0.005, marks=pytest.mark.xfail(strict=True, reason=BUG_HOG)),
+        pytest.param(0.02, marks=pytest.mark.xfail(strict=True, reason=BUG_HOG)),
+    ],
+)
+async def test_zero_hold_hog_that_never_yields_is_stopped_by_the_window(anyio_backend, window):
+    """The hog releases and reacquires with no hold at all: on a warm pool neither call
+    yields, so only the direct handoff after the window can let the waiter in."""
+    book = Book()
+    pool = _pool(book, pool_size=1, fairness_window=window)
+    r = await pool.acquire()
+    got = {}
+
+    async def waiter():
+        t0 = anyio.current_time()
+        x = await pool.acquire(timeout=10)
+        got["wait"] = anyio.current_time() - t0
+        await pool.release(x)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.sleep(0)
+        await anyio.sleep(0)
+        spins = 0
+        start = anyio.current_time()
+        while "wait" not in got and anyio.current_time() - start < 1.0:
+            await pool.release(r)
+            r = await pool.acquire(timeout=10)  # parks only when handed off
+            spins += 1
+        await pool.release(r)
+    assert "wait" in got
+    assert got["wait"] <= 20 * window + 0.3, (got, f"starved through {spins} cycles")
+    assert settled(pool, book) == []
+    await pool.dispose()

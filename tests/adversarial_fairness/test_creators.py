@@ -62,7 +62,9 @@ async def test_release_during_creation_goes_to_creator_whatever_window(anyio_bac
 
 
 @pytest.mark.parametrize("window", [0, 0.005, 10.0])
-async def test_release_during_backoff_goes_to_creator_slot_to_next(anyio_backend, window, quiet_respool):
+async def test_release_during_backoff_goes_to_creator_slot_to_next(
+    anyio_backend, window, quiet_respool
+):
     book = SlowBook(0)
     pool = AsyncPool(
         book.afactory, book.aclose, pool_size=2, fairness_window=window, max_backoff=0.5

@@ -319,3 +319,35 @@ def test_threads_timeout_on_time_while_hog_barges(window):
         assert outcome == "served", elapsed
     assert settled(pool, book) == []
     pool.dispose()
+
+
+@pytest.mark.parametrize("window", [0, 0.005, 0.02])
+def test_zero_hold_hog_thread_stopped_by_the_window(window):
+    book = Book()
+    pool = _pool(book, pool_size=1, fairness_window=window)
+    r = pool.acquire()
+    got = {}
+
+    def waiter():
+        t0 = time.monotonic()
+        x = pool.acquire(timeout=10)
+        got["wait"] = time.monotonic() - t0
+        pool.release(x)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    deadline = time.monotonic() + 5
+    while pool.stats().waiting != 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    spins = 0
+    start = time.monotonic()
+    while "wait" not in got and time.monotonic() - start < 5:
+        pool.release(r)
+        r = pool.acquire(timeout=10)
+        spins += 1
+    pool.release(r)
+    t.join(10)
+    assert "wait" in got, f"waiter starved through {spins} cycles"
+    assert got["wait"] <= 20 * window + 0.3, got
+    assert settled(pool, book) == []
+    pool.dispose()
