@@ -326,7 +326,7 @@ async def _patient_after(pool, book):
 async def test_chaos_cancel_and_timeouts(anyio_backend, window):
     book = Book()
     pool = _pool(book, pool_size=3, fairness_window=window)
-    tally = await _chaos(pool, book, 12, 0.6, random.Random(1))
+    tally = await _chaos(pool, book, 12, 0.4, random.Random(1))
     assert tally["served"] > 50, tally
     s = pool.stats()
     # the counters agree with what the callers saw
@@ -376,7 +376,7 @@ async def test_chaos_factory_failing_while_barging(anyio_backend, window, quiet_
 
     async def discarder():
         # keep slots churning so the failing factory runs while others barge
-        stop = anyio.current_time() + 0.6
+        stop = anyio.current_time() + 0.4
         while anyio.current_time() < stop:
             try:
                 r = await pool.acquire(timeout=0.05)
@@ -389,7 +389,7 @@ async def test_chaos_factory_failing_while_barging(anyio_backend, window, quiet_
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(discarder)
-        tally = await _chaos(pool, book, 8, 0.6, rng)
+        tally = await _chaos(pool, book, 8, 0.4, rng)
     book.fail_every = 0
     await _patient_after(pool, book)
     assert tally["served"] > 20, tally
@@ -419,7 +419,7 @@ async def test_chaos_check_is_closed_reset_failing(anyio_backend, window, quiet_
         book.afactory, book.aclose, pool_size=3, fairness_window=window, check=check,
         check_interval=0, is_closed=is_closed, reset=reset, acquire_timeout=30,
     )  # fmt: skip
-    tally = await _chaos(pool, book, 10, 0.6, rng)
+    tally = await _chaos(pool, book, 10, 0.4, rng)
     rng.seed(99)
     await _patient_after(pool, book)
     assert tally["served"] > 20, tally
@@ -447,7 +447,7 @@ async def test_chaos_burst_min_size_open_resize_leak(anyio_backend, window, quie
             await pool.resize(size, min(1, size), burst_limit=burst)
 
     async def watcher():
-        stop = anyio.current_time() + 0.6
+        stop = anyio.current_time() + 0.4
         while anyio.current_time() < stop:
             peak["alive"] = max(peak["alive"], len(book.alive))
             await anyio.sleep(0.002)
@@ -455,7 +455,7 @@ async def test_chaos_burst_min_size_open_resize_leak(anyio_backend, window, quie
     async with anyio.create_task_group() as tg:
         tg.start_soon(resizer)
         tg.start_soon(watcher)
-        tally = await _chaos(pool, book, 12, 0.6, random.Random(5))
+        tally = await _chaos(pool, book, 12, 0.4, random.Random(5))
     await _patient_after(pool, book)
     assert peak["alive"] <= 5, peak
     assert tally["served"] > 20, tally

@@ -36,6 +36,7 @@ def test_old_waiter_gets_release_not_the_releaser(window):
     def waiter():
         x = pool.acquire(timeout=10)
         got.append(x)
+        time.sleep(0.05)  # held past the releaser's acquire(timeout=0)
         pool.release(x)
 
     t = threading.Thread(target=waiter)
@@ -122,7 +123,7 @@ def test_sixteen_threads_three_resources_bounded_and_fair(window):
     n, size, hold = 16, 3, 0.002
     pool = _pool(book, pool_size=size, fairness_window=window)
     waits = {i: [] for i in range(n)}
-    stop = time.monotonic() + 1.0
+    stop = time.monotonic() + 0.6
 
     def worker(i):
         while time.monotonic() < stop:
@@ -148,7 +149,7 @@ def test_sixteen_threads_three_resources_bounded_and_fair(window):
 def test_twenty_threads_random_timeouts_nothing_lost(window, quiet_respool):
     book = Book()
     pool = _pool(book, pool_size=2, fairness_window=window)
-    stop = time.monotonic() + 0.8
+    stop = time.monotonic() + 0.5
     tally = {"served": 0, "timeout": 0}
     lock = threading.Lock()
 
@@ -234,7 +235,7 @@ def test_threads_factory_failing_check_reset_while_barging(window, quiet_respool
         book.make, book.close, pool_size=3, fairness_window=window, check=check,
         check_interval=0, reset=reset, max_backoff=0.05, acquire_timeout=30,
     )  # fmt: skip
-    stop = time.monotonic() + 0.8
+    stop = time.monotonic() + 0.5
 
     def worker(i):
         r2 = random.Random(i)
