@@ -387,3 +387,44 @@ async def test_zero_hold_hog_that_never_yields_is_stopped_by_the_window(anyio_ba
     assert got["wait"] <= 20 * window + 0.3, (got, f"starved through {spins} cycles")
     assert settled(pool, book) == []
     await pool.dispose()
+
+
+async def _two_waiters_and_a_looping_releaser(window):
+    book = Book()
+    pool = _pool(book, pool_size=1, fairness_window=window)
+    r = await pool.acquire()
+    order = []
+
+    async def waiter(name):
+        x = await pool.acquire(timeout=10)
+        order.append(name)
+        await anyio.sleep(0.01)
+        await pool.release(x)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter, "A")
+        await anyio.sleep(0)
+        tg.start_soon(waiter, "B")
+        await anyio.sleep(0)
+        await anyio.sleep(0)
+        assert pool.stats().waiting == 2
+        start = anyio.current_time()
+        # the releaser loops back without yielding until someone else is served
+        while not order and anyio.current_time() - start < 1.0:
+            await pool.release(r)
+            r = await pool.acquire(timeout=10)
+        await pool.release(r)
+    assert settled(pool, book) == []
+    await pool.dispose()
+    return order
+
+
+@pytest.mark.xfail(strict=True, reason=BUG_HOG + "; the later waiter B is then served first")
+async def test_arrival_order_kept_against_a_looping_releaser(anyio_backend):
+    order = await _two_waiters_and_a_looping_releaser(0.005)
+    assert order == ["A", "B"], order
+
+
+async def test_arrival_order_kept_against_a_looping_releaser_strict_fifo(anyio_backend):
+    order = await _two_waiters_and_a_looping_releaser(0)
+    assert order == ["A", "B"], order
