@@ -344,9 +344,9 @@ async def test_timeout_on_time_while_pool_held(anyio_backend):
 
 
 BUG_HOG = (
-    "BUG: a waiter nudged while young leaves the line until it runs; a releaser that "
+    "Fixed (was: a waiter nudged while young leaves the line until it runs; a releaser that "
     "loops back without yielding then never sees it as the oldest waiter, so the direct "
-    "handoff never comes and the waiter is starved far past the window"
+    "handoff never came and the waiter was starved far past the window)"
 )
 
 
@@ -354,8 +354,8 @@ BUG_HOG = (
     "window",
     [
         0,
-        pytest.param(0.005, marks=pytest.mark.xfail(strict=True, reason=BUG_HOG)),
-        pytest.param(0.02, marks=pytest.mark.xfail(strict=True, reason=BUG_HOG)),
+        0.005,
+        0.02,
     ],
 )
 async def test_zero_hold_hog_that_never_yields_is_stopped_by_the_window(anyio_backend, window):
@@ -419,7 +419,6 @@ async def _two_waiters_and_a_looping_releaser(window):
     return order
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_HOG + "; the later waiter B is then served first")
 async def test_arrival_order_kept_against_a_looping_releaser(anyio_backend):
     order = await _two_waiters_and_a_looping_releaser(0.005)
     assert order == ["A", "B"], order

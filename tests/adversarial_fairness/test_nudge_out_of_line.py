@@ -25,8 +25,8 @@ from ._kit import Book, settled
 pytestmark = pytest.mark.anyio
 
 BUG_SLOT = (
-    "BUG: a slot freed while the waiter woken to look (nudged) is out of line is "
-    "given up, not given to it; the waiter then times out with a free slot"
+    "Fixed (was: a slot freed while the waiter woken to look (nudged) is out of line is "
+    "given up, not given to it; the waiter then timed out with a free slot)"
 )
 
 
@@ -69,7 +69,6 @@ async def _discard_scenario(window):
     await pool.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SLOT)
 @pytest.mark.parametrize("window", [0.5, 10.0])
 async def test_slot_freed_by_discard_while_waiter_nudged(anyio_backend, window):
     await _discard_scenario(window)
@@ -100,7 +99,6 @@ async def _expired_scenario(window):
     await pool.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SLOT + " (pool_size=1, size 0: a total stall)")
 @pytest.mark.parametrize("window", [0.5, 10.0])
 async def test_slot_freed_by_expired_release_while_waiter_nudged(anyio_backend, window):
     await _expired_scenario(window)
@@ -110,7 +108,6 @@ async def test_slot_freed_by_expired_release_strict_fifo_control(anyio_backend):
     await _expired_scenario(0)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SLOT + " (burst surplus closed as if nobody waited)")
 @pytest.mark.parametrize("window", [0.5, 10.0])
 async def test_burst_surplus_closed_while_waiter_nudged(anyio_backend, window):
     book = Book()
@@ -133,7 +130,6 @@ async def test_burst_surplus_closed_while_waiter_nudged(anyio_backend, window):
     await pool.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SLOT + " (threads)")
 def test_threads_slot_freed_by_discard_while_waiter_nudged():
     book = Book()
     outcomes = []
@@ -172,12 +168,11 @@ def test_threads_slot_freed_by_discard_while_waiter_nudged():
 # -- the gauges while a waiter is nudged ------------------------------------------------
 
 BUG_GAUGE = (
-    "BUG: a waiter woken to look (nudged) is not counted in stats().waiting, nor by "
-    "max_waiting, though it is still parked in acquire"
+    "Fixed (was: a waiter woken to look (nudged) was not counted in stats().waiting, nor by "
+    "max_waiting, though it was still parked in acquire)"
 )
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_GAUGE)
 async def test_waiting_gauge_counts_nudged_waiter(anyio_backend):
     book = Book()
     pool = _pool(book, pool_size=1, fairness_window=10)
@@ -195,7 +190,6 @@ async def test_waiting_gauge_counts_nudged_waiter(anyio_backend):
     await pool.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_GAUGE)
 async def test_max_waiting_counts_nudged_waiter(anyio_backend):
     book = Book()
     pool = _pool(book, pool_size=1, fairness_window=10, max_waiting=1)
@@ -224,7 +218,6 @@ async def test_max_waiting_counts_nudged_waiter(anyio_backend):
     await pool.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SLOT + " (default window, trio MockClock)")
 def test_mockclock_default_window_slot_freed_while_waiter_nudged():
     """Deterministic with the default 5 ms window: virtual time stands still between steps."""
     import trio
@@ -253,7 +246,6 @@ def test_mockclock_default_window_slot_freed_while_waiter_nudged():
     assert res["a"][1] == 0, res  # it could create at once
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SLOT + " (uvloop)")
 def test_uvloop_slot_freed_by_discard_while_waiter_nudged():
     import asyncio
 
@@ -262,7 +254,6 @@ def test_uvloop_slot_freed_by_discard_while_waiter_nudged():
     runner(_discard_scenario(10.0))
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SLOT + " (resize grow: the new slot is not given)")
 @pytest.mark.parametrize("window", [0.5, 10.0])
 async def test_resize_grow_while_waiter_nudged(anyio_backend, window):
     """'Growing serves waiters at once: each newly allowed slot goes to the oldest one.'"""

@@ -171,9 +171,10 @@ class AsyncPool(AsyncLifecycle[T]):
     Raises:
         TypeError: a non-callable factory, releaser, check or reset, a
             non-numeric size or number of seconds (a bool is neither, and
-            ``check_interval`` cannot be ``None``), or a ``lifo`` that is not
-            a bool.
-        ValueError: ``pool_size < 1``, negative seconds, ``max_backoff``,
+            ``check_interval`` and ``fairness_window`` cannot be ``None``),
+            or a ``lifo`` that is not a bool.
+        ValueError: ``pool_size < 1``, negative seconds (``fairness_window``
+            too), ``max_backoff``,
             ``cleanup_timeout``, ``idle_timeout`` or ``keepalive`` 0, sizes
             out of order (``min_size <= pool_size <= burst_limit``), or
             ``keepalive`` without ``check``.
@@ -270,7 +271,9 @@ class AsyncPool(AsyncLifecycle[T]):
         Takes an idle resource if there is one (LIFO or FIFO), closing any
         past ``pool_recycle`` or failing ``check`` on the way; else creates
         one if fewer than ``pool_size`` exist; else waits its turn: waiters
-        are served first come, first served.  While the factory fails,
+        are served first come, first served, and a caller arriving as a
+        resource comes back may take it first only while the oldest waiter
+        has waited less than ``fairness_window``.  While the factory fails,
         creation is retried with backoff until the timeout.
 
         An idle resource is handed out without yielding to the event loop, so
@@ -312,7 +315,9 @@ class AsyncPool(AsyncLifecycle[T]):
         """Give back a resource taken with :meth:`acquire`.
 
         Runs ``reset`` first, if the pool has one.  Then the resource goes
-        straight to the oldest waiter if any, else back to the idle set.  If
+        straight to the oldest waiter if it has waited ``fairness_window``,
+        else back to the idle set (a waiter, if any, is woken to take it, and
+        the first caller to ask may take it before).  If
         ``reset`` raised, it is past ``pool_recycle``, was retired by
         ``recycle(force=True)``, or the pool was disposed, it is closed
         instead (a releaser or reset error is logged on the ``respool``
