@@ -1,8 +1,8 @@
 """One-shot events a parked waiter waits on, and sleeping until a deadline.
 
 ``AsyncEvent`` is the async face's protocol: an asyncio future sharing one
-loop timer (``_Deadlines``), or trio's task rescheduling; ``Event`` is a
-thread's pre-acquired lock.
+loop timer (``_Deadlines``), or trio's task rescheduling sharing one system
+task (``TrioDeadlines``); ``Event`` is a thread's pre-acquired lock.
 """
 
 from __future__ import annotations
