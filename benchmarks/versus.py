@@ -19,6 +19,8 @@ scenarios a, c, e, f-a and two lease() variants) run on a fresh pool of 10
     c-lease  the same through with pool.lease()
     e        threads, 8 threads sharing a Pool of 8: acquire/release
     f-a      trio, 1 task: acquire/release
+    b, f-b   asyncio, trio: 100 tasks, each holding across a sleep(0) (only by
+             name in --paths; a chunk of ops starts its 100 tasks afresh)
 
 Wall-clock mode (the default), both versions in this process: each round
 times every path on base and on head, ``--seconds`` each after a short
@@ -70,7 +72,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PATHS = ("a", "a-lease", "c", "c-lease", "e", "f-a")
-SINGLE = ("a", "a-lease", "c", "c-lease", "f-a")  # callgrind's: one thread each
+CROWDED = ("b", "f-b")  # by name only (--paths): 100 tasks on a pool of 10
+SINGLE = ("a", "a-lease", "c", "c-lease", "f-a", *CROWDED)  # callgrind's: one thread each
+CALLERS = 100
 GATED = ("a", "c", "e", "f-a")  # a refactor may not make these more than 3 % slower
 LIMIT = 0.97
 FEATURE_PATHS = ("a", "a-lease", "c", "c-lease")  # --features: bench.py's scenarios a and c
@@ -185,16 +189,16 @@ def _timed(chunk: Any, seconds: float) -> float:
     return ops / (now - start)
 
 
-async def _atimed(chunk: Any, seconds: float) -> float:
+async def _atimed(chunk: Any, seconds: float, size: int = CHUNK) -> float:
     end = time.perf_counter() + WARM_SECONDS
     while time.perf_counter() < end:
-        await chunk(CHUNK)
+        await chunk(size)
     gc.collect()
     ops, start = 0, time.perf_counter()
     end = start + seconds
     while (now := time.perf_counter()) < end:
-        await chunk(CHUNK)
-        ops += CHUNK
+        await chunk(size)
+        ops += size
     return ops / (now - start)
 
 
@@ -258,7 +262,9 @@ def measure(
             await pool.open(wait=True, timeout=math.inf)
 
         async def chunk(n: int) -> None:
-            if path == "a-lease":
+            if path in CROWDED:
+                await _crowd(pool, n, trio=path == "f-b")
+            elif path == "a-lease":
                 for _ in range(n):
                     async with pool.lease():
                         pass
@@ -269,7 +275,7 @@ def measure(
 
         try:
             if seconds is not None:
-                return await _atimed(chunk, seconds)
+                return await _atimed(chunk, seconds, 20 * CHUNK if path in CROWDED else CHUNK)
             for n in counts:
                 await chunk(n)
                 _settle()
@@ -277,11 +283,33 @@ def measure(
         finally:
             await pool.dispose()
 
-    if path == "f-a":
+    if path in ("f-a", "f-b"):
         import trio
 
         return trio.run(main)  # type: ignore[no-any-return]
     return asyncio.run(main())
+
+
+async def _crowd(pool: Any, n: int, *, trio: bool) -> None:
+    """``n`` ops by :data:`CALLERS` tasks sharing ``pool``, each holding across a sleep(0)."""
+    left = n
+
+    async def worker(sleep: Any) -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            r = await pool.acquire()
+            await sleep(0)
+            await pool.release(r)
+
+    if trio:
+        import trio as trio_
+
+        async with trio_.open_nursery() as nursery:
+            for _ in range(CALLERS):
+                nursery.start_soon(worker, trio_.sleep)
+    else:
+        await asyncio.gather(*(worker(asyncio.sleep) for _ in range(CALLERS)))
 
 
 def _eight_threads(pkg: Any, seconds: float) -> float:
@@ -427,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["VERSUS_HEAD_METRICS"] = "1"  # read by _extra, here and in the children
     if args.features and (bad := set(paths) - set(FEATURE_PATHS)):
         p.error(f"--features measures {FEATURE_PATHS}, not {sorted(bad)}")
-    if unknown := set(paths) - set(PATHS):
+    if unknown := set(paths) - set(PATHS) - set(CROWDED):
         p.error(f"unknown paths {sorted(unknown)}")
     if args.callgrind:
         paths = [path for path in paths if path in SINGLE]

@@ -80,12 +80,15 @@ def _current_loop() -> tuple[
     if library == "asyncio":
         loop = asyncio.get_running_loop()
         clock = _asyncio_clock(loop)
-        new_event = functools.partial(_AsyncioEvent, loop, _Deadlines(loop, clock))
+        new_event: Callable[[], AsyncEvent] = functools.partial(
+            _AsyncioEvent, loop, _Deadlines(loop, clock)
+        )
         return library, loop, asyncio._get_running_loop, new_event, clock
     if library == "trio":
-        token, real_event, clock_event = _trio_parts()
+        token, trio_event, trio_deadlines = _trio_parts()
         clock, real = _trio_clock()
-        return library, token(), token, real_event if real else clock_event, clock
+        new_event = functools.partial(trio_event, trio_deadlines(clock, real))
+        return library, token(), token, new_event, clock
     raise RuntimeError(f"respool supports asyncio and trio through anyio, not {library}")
 
 
