@@ -72,7 +72,9 @@ def test_trio_mockclock_idle_timeout_driven_by_virtual_time():
             result["after"] = pool.stats().size
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    assert result == {"before": 4, "after": 1}, result
+    # 4 the callers made, and perhaps 1 more: the maintainer's, for min_size, if its
+    # factory call started before the callers' (both are allowed: pool_size is 6)
+    assert result["before"] in (4, 5) and result["after"] == 1, result
     assert t.alive == set()
 
 
